@@ -1,0 +1,133 @@
+"""Filtering: small blocks that each decide keep/drop with a reason.
+
+As in datatrove, a filter only sees rows that earlier filters kept, and nothing
+is thrown away: dropped rows come back with the filter's name and reason so they
+can be stored for audit.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import cross_val_predict
+from sklearn.metrics import roc_auc_score
+
+from .profiling import Profile
+from .verification import RowEncoder, row_hashes
+
+
+@dataclass
+class FilterInput:
+    """What a filter may look at. `rows` and `checks` are aligned row for row."""
+
+    rows: pd.DataFrame  # data columns only
+    checks: pd.DataFrame  # per-row verification results (violations, exact_copy, dcr, nndr)
+    train: pd.DataFrame
+    profile: Profile
+    holdout_dcr: np.ndarray
+    seed: int = 0
+
+
+@dataclass
+class Decision:
+    keep: np.ndarray  # bool per row
+    reasons: np.ndarray  # object per row; only read where keep is False
+    metrics: dict
+
+
+class RowFilter(ABC):
+    name: str = "filter"
+
+    @abstractmethod
+    def decide(self, data: FilterInput) -> Decision: ...
+
+
+class ExactDuplicateFilter(RowFilter):
+    """Drop repeats within the batch and exact copies of real training rows."""
+
+    name = "exact_dedup"
+
+    def decide(self, data: FilterInput) -> Decision:
+        hashes = row_hashes(data.rows)
+        copy = data.checks["exact_copy"].to_numpy(dtype=bool)
+        repeat = pd.Series(hashes).duplicated().to_numpy()
+        reasons = np.where(copy, "exact copy of a real training row", "duplicate of an earlier synthetic row")
+        return Decision(~(copy | repeat), reasons.astype(object), {"copies": int(copy.sum()), "repeats": int((repeat & ~copy).sum())})
+
+
+class ConstraintFilter(RowFilter):
+    name = "constraints"
+
+    def decide(self, data: FilterInput) -> Decision:
+        violations = data.checks["violations"].to_numpy(dtype=object)
+        bad = violations != ""
+        return Decision(~bad, np.array([f"violates {v}" for v in violations], dtype=object), {"violations": int(bad.sum())})
+
+
+class PrivacyFilter(RowFilter):
+    """Drop rows closer to a training row than the q-quantile of fresh real rows' distances."""
+
+    name = "privacy"
+
+    def __init__(self, quantile: float):
+        self.quantile = quantile
+
+    def decide(self, data: FilterInput) -> Decision:
+        threshold = float(np.quantile(data.holdout_dcr, self.quantile)) if self.quantile > 0 else 0.0
+        dcr = data.checks["dcr"].to_numpy(dtype=float)
+        close = dcr < threshold
+        reasons = np.array([f"distance to closest training row {d:.4f} < {threshold:.4f} "
+                            f"(q{self.quantile:g} of holdout)" for d in dcr], dtype=object)
+        return Decision(~close, reasons, {"threshold": threshold, "too_close": int(close.sum())})
+
+
+class OffDistributionFilter(RowFilter):
+    """Train a real-vs-synthetic classifier; drop rows it calls synthetic with high confidence.
+
+    Predictions are out-of-fold so a row is never judged by a model that saw it.
+    """
+
+    name = "off_distribution"
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def decide(self, data: FilterInput) -> Decision:
+        n = len(data.rows)
+        if n < 20:
+            return Decision(np.ones(n, bool), np.full(n, "", dtype=object), {"detection_auc": None})
+        encoder = RowEncoder().fit(data.train, data.profile)
+        x = np.vstack([encoder.transform(data.train), encoder.transform(data.rows)])
+        y = np.r_[np.zeros(len(data.train)), np.ones(n)]
+        model = HistGradientBoostingClassifier(max_iter=100, class_weight="balanced", random_state=data.seed % 2**32)
+        proba = cross_val_predict(model, x, y, cv=3, method="predict_proba")[:, 1]
+        synth_p = proba[len(data.train):]
+        fake = synth_p >= self.threshold
+        reasons = np.array([f"real-vs-synthetic classifier says synthetic with p={p:.3f} >= {self.threshold}"
+                            for p in synth_p], dtype=object)
+        return Decision(~fake, reasons, {"detection_auc": float(roc_auc_score(y, proba)), "flagged": int(fake.sum())})
+
+
+def default_filters(privacy_quantile: float, off_distribution_threshold: float) -> list[RowFilter]:
+    return [ExactDuplicateFilter(), ConstraintFilter(), PrivacyFilter(privacy_quantile),
+            OffDistributionFilter(off_distribution_threshold)]
+
+
+def run_filters(filters: list[RowFilter], data: FilterInput) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """Apply filters in order. Returns (keep mask, dropped index/filter/reason, per-filter metrics)."""
+    keep = np.ones(len(data.rows), dtype=bool)
+    dropped = []
+    metrics: dict[str, dict] = {}
+    for block in filters:
+        idx = np.flatnonzero(keep)
+        view = FilterInput(data.rows.iloc[idx].reset_index(drop=True), data.checks.iloc[idx].reset_index(drop=True),
+                           data.train, data.profile, data.holdout_dcr, data.seed)
+        decision = block.decide(view)
+        gone = idx[~decision.keep]
+        keep[gone] = False
+        dropped.append(pd.DataFrame({"index": gone, "filter": block.name, "reason": decision.reasons[~decision.keep]}))
+        metrics[block.name] = {**decision.metrics, "dropped": int(gone.size), "seen": int(idx.size)}
+    return keep, pd.concat(dropped, ignore_index=True), metrics

@@ -1,0 +1,216 @@
+"""Quality gates: a Great Expectations (GX Core 1.x) validation after every hop.
+
+Suites are plain lists of `{"type": ..., "kwargs": ...}` so they are JSON, kept
+with the run and readable without GX; `run_gate` turns them into GX expectations,
+validates each batch through a checkpoint (which also builds GX's HTML data
+docs) and reports every failed expectation with what was observed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .profiling import Profile
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TQDM_DISABLE", "1")
+log = logging.getLogger(__name__)
+
+Expectation = dict[str, Any]
+
+
+def expect(type_: str, **kwargs: Any) -> Expectation:
+    return {"type": type_, "kwargs": kwargs}
+
+
+@dataclass
+class Batch:
+    """One frame to validate and the expectations it must meet."""
+
+    name: str
+    frame: pd.DataFrame
+    expectations: list[Expectation]
+
+
+@dataclass
+class GateResult:
+    hop: str
+    suite_name: str
+    success: bool
+    evaluated: int
+    failures: list[dict] = field(default_factory=list)
+    docs_dir: str | None = None
+
+    def message(self) -> str:
+        if self.success:
+            return f"gate '{self.hop}' passed ({self.evaluated} expectations)"
+        lines = [f"gate '{self.hop}' failed {len(self.failures)} of {self.evaluated} expectations:"]
+        lines += [f"  - {f['description']}" for f in self.failures]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GateFailed(RuntimeError):
+    """A hop's output did not meet its suite; the batch has been quarantined."""
+
+    def __init__(self, result: GateResult, quarantine_uri: str | None = None):
+        self.result = result
+        self.quarantine_uri = quarantine_uri
+        suffix = f"\nbatch quarantined at {quarantine_uri}" if quarantine_uri else ""
+        super().__init__(result.message() + suffix)
+
+
+# --- suites ---------------------------------------------------------------------------
+
+def profile_expectations(profile: Profile, *, strict: bool, tolerance: float = 0.05) -> list[Expectation]:
+    """What synthetic rows must look like, derived from the real profile.
+
+    `strict` (after filtering): every value in range and in the known category
+    set. Otherwise (right after generation) a `tolerance` share may be off.
+    """
+    mostly = 1.0 if strict else 1.0 - tolerance
+    out = [
+        expect("expect_table_columns_to_match_set", column_set=list(profile.columns), exact_match=True),
+        expect("expect_table_row_count_to_be_between", min_value=1),
+    ]
+    for name, col in profile.columns.items():
+        if col.null_fraction == 0.0:
+            out.append(expect("expect_column_values_to_not_be_null", column=name, mostly=mostly))
+        if col.kind in ("numeric", "integer") and col.min is not None:
+            out.append(expect("expect_column_values_to_be_between", column=name, min_value=col.min,
+                              max_value=col.max, mostly=mostly))
+        elif col.categories:
+            out.append(expect("expect_column_values_to_be_in_set", column=name,
+                              value_set=sorted(col.categories), mostly=mostly))
+    if profile.task == "classification":
+        classes = sorted(profile.columns[profile.target].categories)
+        out.append(expect("expect_column_distinct_values_to_contain_set", column=profile.target, value_set=classes))
+    return out
+
+
+def as_profile_types(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
+    """Categorical columns as strings (as profiled), so set membership compares like with like."""
+    out = frame.copy()
+    for name, col in profile.columns.items():
+        if name in out.columns and col.kind in ("categorical", "boolean"):
+            out[name] = out[name].astype(object).where(out[name].isna(), out[name].astype(str))
+    return out
+
+
+def metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+    """A one-row frame of scalar metrics, so thresholds become GX expectations."""
+    return pd.DataFrame([{k: v for k, v in metrics.items() if isinstance(v, (int, float, bool)) and v is not None}])
+
+
+def threshold(column: str, min_value: float | None = None, max_value: float | None = None) -> Expectation:
+    return expect("expect_column_values_to_be_between", column=column, min_value=min_value, max_value=max_value)
+
+
+# --- validation --------------------------------------------------------------------------
+
+def _gx_expectation(spec: Expectation):
+    import great_expectations as gx
+
+    class_name = "".join(part.capitalize() for part in spec["type"].split("_"))
+    cls = getattr(gx.expectations, class_name, None)
+    if cls is None:
+        raise ValueError(f"unknown GX expectation {spec['type']!r}")
+    return cls(**spec["kwargs"])
+
+
+def _describe(hop: str, batch: str, spec: dict, result: dict) -> str:
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in spec["kwargs"].items()
+                       if k not in ("value_set", "column_set") or len(str(v)) < 80)
+    if result.get("partial_missing_list"):
+        observed = f"missing {result['partial_missing_list']!r}"
+    elif result.get("observed_value") is not None:
+        observed = f"observed {result['observed_value']!r}"
+    elif result.get("element_count") == 1 and result.get("partial_unexpected_list"):
+        observed = f"observed {result['partial_unexpected_list'][0]!r}"  # a one-row metrics batch
+    elif "unexpected_percent" in result:
+        sample = result.get("partial_unexpected_list", [])[:5]
+        observed = f"observed {result['unexpected_percent']:.2f}% unexpected ({result.get('unexpected_count')} rows, e.g. {sample})"
+    elif result.get("details"):
+        observed = f"observed {result['details']}"
+    else:
+        observed = f"observed {result}"
+    return f"[{hop}/{batch}] {spec['type']}({kwargs}): {observed}"
+
+
+def run_gate(hop: str, batches: list[Batch], workdir: str | Path | None = None) -> GateResult:
+    """Validate every batch with GX in a fresh file-backed project (so GX builds data docs).
+
+    A fresh project per call keeps retries independent of whatever an earlier
+    attempt left behind; the caller copies `docs_dir` where it keeps run artefacts.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    suite_name = f"synthchain_{hop}"
+    root = Path(tempfile.mkdtemp(prefix=f"gx-{hop}-", dir=workdir))
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas(suite_name)
+    failures: list[dict] = []
+    evaluated = 0
+    for batch in batches:
+        name = re.sub(r"[^A-Za-z0-9_]", "_", f"{hop}_{batch.name}")
+        definition = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+        suite = context.suites.add(gx.ExpectationSuite(
+            name=name, expectations=[_gx_expectation(e) for e in batch.expectations]))
+        validation = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=definition, suite=suite))
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=name, validation_definitions=[validation],
+            actions=[UpdateDataDocsAction(name="data_docs")], result_format="SUMMARY"))
+        run = checkpoint.run(batch_parameters={"dataframe": batch.frame})
+        for validation_result in run.run_results.values():
+            for res in validation_result.results:
+                evaluated += 1
+                if res.success:
+                    continue
+                config = res.expectation_config
+                spec = {"type": config.type, "kwargs": {k: v for k, v in config.kwargs.items() if k != "batch_id"}}
+                result = dict(res.result or {})
+                if res.exception_info and res.exception_info.get("raised_exception"):
+                    result = {"details": res.exception_info.get("exception_message")}
+                failures.append({
+                    "batch": batch.name, "expectation": config.type, "column": spec["kwargs"].get("column"),
+                    "kwargs": _jsonable(spec["kwargs"]), "observed": _jsonable(_observed(result)),
+                    "description": _describe(hop, batch.name, spec, result),
+                })
+    docs = root / "gx" / "uncommitted" / "data_docs" / "local_site"
+    return GateResult(hop, suite_name, not failures, evaluated, failures, str(docs) if docs.exists() else None)
+
+
+def _observed(result: dict) -> Any:
+    if result.get("element_count") == 1 and result.get("partial_unexpected_list"):
+        return result["partial_unexpected_list"][0]
+    if result.get("partial_missing_list"):
+        return {"missing": result["partial_missing_list"]}
+    for key in ("observed_value", "unexpected_percent", "details"):
+        if key in result:
+            return result[key]
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,126 @@
+"""Sequential CART synthesis in the style of synthpop, on scikit-learn trees.
+
+Columns are synthesised one after another. The first is bootstrapped from its
+marginal; each later column gets a decision tree on the columns before it, and a
+synthetic row takes the value of a random real "donor" row that falls in the same
+leaf. Donor values keep the real joint structure (and missingness) without a
+parametric model; `smoothing` adds kernel noise to continuous donors so values are
+not copied verbatim.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from ..profiling import Profile
+from .base import Generator, restore_dtypes, to_float
+
+
+@dataclass
+class _Step:
+    name: str
+    continuous: bool
+    datetime: bool
+    tree: DecisionTreeClassifier | DecisionTreeRegressor | None
+    leaf_ids: np.ndarray | None  # sorted distinct leaves
+    leaf_offsets: np.ndarray | None  # start of each leaf's donors in `donors`
+    leaf_counts: np.ndarray | None
+    donors: np.ndarray  # donor values (float for continuous, object otherwise), grouped by leaf
+    codes: dict[object, float] | None  # category -> feature code for later trees
+    bandwidth: float
+
+
+class CartGenerator(Generator):
+    family = "cart"
+    VERSIONS = {
+        "1.0": {"min_samples_leaf": 5, "max_depth": None, "smoothing": False},
+        "1.1": {"min_samples_leaf": 10, "max_depth": 20, "smoothing": True},
+    }
+
+    def __init__(self, min_samples_leaf: int = 5, max_depth: int | None = None, smoothing: bool = False,
+                 visit_sequence: list[str] | None = None):
+        super().__init__(min_samples_leaf=min_samples_leaf, max_depth=max_depth, smoothing=smoothing,
+                         visit_sequence=visit_sequence)
+        self.min_samples_leaf = int(min_samples_leaf)
+        self.max_depth = max_depth
+        self.smoothing = bool(smoothing)
+        self.visit_sequence = visit_sequence
+
+    def fit(self, data: pd.DataFrame, profile: Profile | None = None) -> "CartGenerator":
+        kinds = profile.kinds() if profile else {}
+        order = list(self.visit_sequence or data.columns)
+        missing = set(data.columns) - set(order)
+        order += [c for c in data.columns if c in missing]
+        features = np.empty((len(data), 0))
+        self.steps_: list[_Step] = []
+        for i, name in enumerate(order):
+            series = data[name]
+            kind = kinds.get(name) or ("numeric" if pd.api.types.is_numeric_dtype(series) else "categorical")
+            continuous = kind in ("numeric", "integer", "datetime")
+            if continuous:
+                target = to_float(series)
+                feature = target
+                codes = None
+            else:
+                values = series.astype(object).where(series.notna(), None).to_numpy()
+                uniques = pd.unique(values)
+                codes = {v: float(k) for k, v in enumerate(uniques)}
+                feature = np.array([codes[v] for v in values], dtype=float)
+                target = values
+            bandwidth = 0.0
+            if continuous and self.smoothing:
+                finite = target[~np.isnan(target)]
+                if finite.size > 1:
+                    bandwidth = 0.9 * min(finite.std(), np.subtract(*np.percentile(finite, [75, 25])) / 1.34 or finite.std()) * finite.size ** -0.2
+            if i == 0:
+                step = _Step(name, continuous, kind == "datetime", None, None, None, None, target.copy(), codes, bandwidth)
+            else:
+                step = self._fit_tree(name, features, target, feature, continuous, kind == "datetime", codes, bandwidth)
+            self.steps_.append(step)
+            features = np.column_stack([features, feature])
+        self.columns_ = list(data.columns)
+        self.dtypes_ = {c: str(data[c].dtype) for c in data.columns}
+        return self
+
+    def _fit_tree(self, name, features, target, feature, continuous, is_datetime, codes, bandwidth) -> _Step:
+        if continuous:
+            # NaN cannot be a regression target: split on a sentinel below the range; donors keep the NaN.
+            y = np.where(np.isnan(target), np.nanmin(target) - 1.0 if np.isfinite(np.nanmin(target)) else 0.0, target) \
+                if np.isnan(target).any() else target
+            tree = DecisionTreeRegressor(min_samples_leaf=self.min_samples_leaf, max_depth=self.max_depth, random_state=0)
+        else:
+            y = feature.astype(int)
+            tree = DecisionTreeClassifier(min_samples_leaf=self.min_samples_leaf, max_depth=self.max_depth, random_state=0)
+        tree.fit(features, y)
+        leaves = tree.apply(features)
+        order = np.argsort(leaves, kind="stable")
+        leaf_ids, offsets, counts = np.unique(leaves[order], return_index=True, return_counts=True)
+        return _Step(name, continuous, is_datetime, tree, leaf_ids, offsets, counts, target[order], codes, bandwidth)
+
+    def sample(self, n: int, seed: int) -> pd.DataFrame:
+        self._check_fitted()
+        rng = np.random.default_rng(seed)
+        features = np.empty((n, 0))
+        out: dict[str, np.ndarray] = {}
+        for step in self.steps_:
+            if step.tree is None:
+                values = step.donors[rng.integers(0, step.donors.size, n)]
+            else:
+                leaves = step.tree.apply(features)
+                pos = np.searchsorted(step.leaf_ids, leaves)
+                picks = step.leaf_offsets[pos] + (rng.random(n) * step.leaf_counts[pos]).astype(np.int64)
+                values = step.donors[picks]
+            if step.continuous:
+                values = values.astype(float)
+                if step.bandwidth > 0:
+                    values = values + rng.normal(0.0, step.bandwidth, n)
+                feature = values
+            else:
+                feature = np.array([step.codes.get(v, -1.0) for v in values], dtype=float)
+            out[step.name] = pd.to_datetime(np.round(values)) if step.datetime else values
+            features = np.column_stack([features, feature])
+        frame = pd.DataFrame({c: out[c] for c in self.columns_})
+        return restore_dtypes(frame, self.dtypes_)

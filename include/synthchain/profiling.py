@@ -1,0 +1,120 @@
+"""Profiling: split off the real holdout and describe the real training rows.
+
+The profile is the contract every later hop is checked against: column kinds,
+ranges, category sets, missingness and correlations.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+ColumnKind = Literal["numeric", "integer", "categorical", "boolean", "datetime"]
+
+
+@dataclass
+class ColumnProfile:
+    name: str
+    kind: ColumnKind
+    dtype: str
+    null_fraction: float
+    n_unique: int
+    min: float | str | None = None
+    max: float | str | None = None
+    mean: float | None = None
+    std: float | None = None
+    quantiles: dict[str, float] = field(default_factory=dict)
+    categories: dict[str, float] = field(default_factory=dict)  # value -> frequency among non-null
+
+    @property
+    def is_continuous(self) -> bool:
+        return self.kind in ("numeric", "integer", "datetime")
+
+
+@dataclass
+class Profile:
+    n_rows: int
+    target: str
+    task: str
+    columns: dict[str, ColumnProfile]
+    correlations: dict[str, dict[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_rows": self.n_rows, "target": self.target, "task": self.task,
+            "columns": {k: asdict(v) for k, v in self.columns.items()},
+            "correlations": self.correlations,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Profile":
+        cols = {k: ColumnProfile(**v) for k, v in data["columns"].items()}
+        return cls(data["n_rows"], data["target"], data["task"], cols, data["correlations"])
+
+    def kinds(self) -> dict[str, ColumnKind]:
+        return {name: col.kind for name, col in self.columns.items()}
+
+
+def split_holdout(frame: pd.DataFrame, fraction: float, seed: int, stratify: str | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deterministic (train, holdout) split; stratified on the target for classification."""
+    rng = np.random.default_rng(seed)
+    if stratify is None:
+        order = rng.permutation(len(frame))
+        n_hold = max(1, int(round(len(frame) * fraction)))
+        hold_idx = np.sort(order[:n_hold])
+    else:
+        hold_parts = []
+        for _, idx in frame.groupby(stratify, dropna=False, sort=True).indices.items():
+            idx = rng.permutation(idx)
+            hold_parts.append(idx[: int(round(len(idx) * fraction))])
+        hold_idx = np.sort(np.concatenate(hold_parts))
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[hold_idx] = True
+    return frame.loc[~mask].reset_index(drop=True), frame.loc[mask].reset_index(drop=True)
+
+
+def column_kind(series: pd.Series) -> ColumnKind:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    if pd.api.types.is_integer_dtype(series):
+        return "integer"
+    if pd.api.types.is_float_dtype(series):
+        values = series.dropna()
+        if len(values) and np.all(np.mod(values, 1) == 0) and values.abs().max() < 2**53:
+            return "integer"  # integers stored as float because of missing values
+        return "numeric"
+    return "categorical"
+
+
+def profile_frame(frame: pd.DataFrame, target: str, task: str) -> Profile:
+    columns: dict[str, ColumnProfile] = {}
+    for name in frame.columns:
+        series = frame[name]
+        kind = column_kind(series)
+        if name == target and task == "classification":
+            kind = "categorical"
+        non_null = series.dropna()
+        col = ColumnProfile(
+            name=name, kind=kind, dtype=str(series.dtype),
+            null_fraction=float(series.isna().mean()), n_unique=int(non_null.nunique()),
+        )
+        if kind in ("numeric", "integer") and len(non_null):
+            values = non_null.astype(float)
+            col.min, col.max = float(values.min()), float(values.max())
+            col.mean, col.std = float(values.mean()), float(values.std(ddof=0))
+            col.quantiles = {f"q{int(q * 100):02d}": float(values.quantile(q)) for q in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)}
+        elif kind == "datetime" and len(non_null):
+            col.min, col.max = str(non_null.min()), str(non_null.max())
+        else:
+            freqs = non_null.astype(str).value_counts(normalize=True)
+            col.categories = {str(k): float(v) for k, v in freqs.items()}
+        columns[name] = col
+    numeric = [c for c, p in columns.items() if p.kind in ("numeric", "integer") and p.n_unique > 1]
+    corr = frame[numeric].astype(float).corr(method="spearman").round(6) if numeric else pd.DataFrame()
+    correlations = {a: {b: float(corr.loc[a, b]) for b in numeric if not np.isnan(corr.loc[a, b])} for a in numeric}
+    return Profile(n_rows=len(frame), target=target, task=task, columns=columns, correlations=correlations)

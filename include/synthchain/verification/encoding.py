@@ -1,0 +1,47 @@
+"""A numeric embedding of mixed-type rows, for distances and classifiers."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..generation.base import to_float
+from ..profiling import Profile
+
+MAX_ONE_HOT = 60
+
+
+class RowEncoder:
+    """Continuous columns scaled by the real 1–99% range; categories one-hot (top 60).
+
+    Missing continuous values get their own indicator column so "missing" is a
+    distance, not a silent zero.
+    """
+
+    def fit(self, frame: pd.DataFrame, profile: Profile) -> "RowEncoder":
+        self.plan: list[tuple[str, str, object]] = []
+        for name, col in profile.columns.items():
+            if col.kind in ("numeric", "integer", "datetime"):
+                values = to_float(frame[name])
+                lo, hi = np.nanpercentile(values, [1, 99]) if np.isfinite(values).any() else (0.0, 1.0)
+                scale = (hi - lo) or (np.nanstd(values) or 1.0)
+                self.plan.append((name, "continuous", (lo, scale, bool(np.isnan(values).any()))))
+            else:
+                top = frame[name].astype(str).value_counts().index[:MAX_ONE_HOT].tolist()
+                self.plan.append((name, "categorical", top))
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        blocks = []
+        for name, kind, info in self.plan:
+            if kind == "continuous":
+                lo, scale, has_null = info
+                values = (to_float(frame[name]) - lo) / scale
+                missing = np.isnan(values)
+                blocks.append(np.nan_to_num(values, nan=0.0)[:, None])
+                if has_null or missing.any():
+                    blocks.append(missing.astype(float)[:, None])
+            else:
+                as_str = frame[name].astype(str).to_numpy()
+                # 1/sqrt(2) so that two different categories sit at distance 1, like a full-range numeric gap.
+                blocks.append((as_str[:, None] == np.asarray(info, dtype=object)[None, :]).astype(float) / np.sqrt(2))
+        return np.hstack(blocks) if blocks else np.zeros((len(frame), 0))

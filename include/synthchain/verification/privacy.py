@@ -1,0 +1,52 @@
+"""Privacy checks: exact copies, distance to closest record, nearest-neighbour ratio.
+
+The holdout is the baseline: real rows the generators never saw. A synthetic row
+that sits much closer to a training row than fresh real rows do is a likely
+memorised copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.neighbors import NearestNeighbors
+
+
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """Content hash of each row (data columns only), stable across runs and dtypes."""
+    canon = frame.astype(str).where(frame.notna(), "<NA>")
+    return pd.util.hash_pandas_object(canon, index=False).to_numpy(dtype=np.uint64)
+
+
+def exact_copy_mask(synth: pd.DataFrame, train: pd.DataFrame) -> np.ndarray:
+    return np.isin(row_hashes(synth[train.columns]), row_hashes(train))
+
+
+def nearest(reference: np.ndarray, queries: np.ndarray, k: int = 1) -> np.ndarray:
+    nn = NearestNeighbors(n_neighbors=min(k, len(reference)), algorithm="auto").fit(reference)
+    return nn.kneighbors(queries, return_distance=True)[0]
+
+
+def privacy_report(synth_x: np.ndarray, train_x: np.ndarray, holdout_x: np.ndarray, seed: int = 0) -> tuple[dict, dict]:
+    """(summary metrics, per-row arrays) from encoded synthetic, training and holdout rows."""
+    d2 = nearest(train_x, synth_x, k=2)
+    dcr_train = d2[:, 0]
+    nndr = np.divide(d2[:, 0], d2[:, 1], out=np.ones_like(d2[:, 0]), where=d2[:, 1] > 0) if d2.shape[1] > 1 else np.ones(len(d2))
+    # DCR share: compare against an equally sized training sample so 0.5 is the no-leak baseline.
+    rng = np.random.default_rng(seed)
+    m = min(len(train_x), len(holdout_x))
+    train_sample = train_x[rng.choice(len(train_x), m, replace=False)]
+    hold_sample = holdout_x[rng.choice(len(holdout_x), m, replace=False)]
+    to_train = nearest(train_sample, synth_x)[:, 0]
+    to_hold = nearest(hold_sample, synth_x)[:, 0]
+    closer = np.mean(to_train < to_hold) + 0.5 * np.mean(to_train == to_hold)
+    baseline = nearest(train_x, holdout_x)[:, 0]  # how close fresh real rows come to training rows
+    summary = {
+        "dcr_closer_share": float(closer),
+        "dcr_median": float(np.median(dcr_train)),
+        "dcr_holdout_median": float(np.median(baseline)),
+        "dcr_p05": float(np.quantile(dcr_train, 0.05)),
+        "dcr_holdout_p05": float(np.quantile(baseline, 0.05)),
+        "nndr_median": float(np.median(nndr)),
+        "nndr_p05": float(np.quantile(nndr, 0.05)),
+    }
+    return summary, {"dcr": dcr_train, "nndr": nndr, "holdout_dcr": baseline}
