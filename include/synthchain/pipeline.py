@@ -1,0 +1,467 @@
+"""The six hops and publish, as plain functions over a RunContext.
+
+Airflow tasks and the CLI call exactly these functions. Each takes the small
+`state` dict earlier hops returned (URIs and ids, what XCom carries) and returns
+its own additions. Outputs are written under the dataset version's staging
+prefix and replaced on retry; a failed gate moves the hop's batch to quarantine.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import gates as g
+from .blending import blend
+from .evaluation import evaluate
+from .filtering import FilterInput, default_filters, run_filters
+from .generation import build_generator, derive_seed, effective_params, family_of
+from .profiling import Profile, profile_frame, split_holdout
+from .provenance import ProvenanceStore
+from .report import render_report
+from .sources import load_real_data
+from .specs import DatasetSpec, stable_hash
+from .storage import Storage
+from .verification import row_hashes, verify
+
+log = logging.getLogger(__name__)
+
+HOPS = ("profiling", "generation", "verification", "filtering", "blending", "evaluation")
+LINEAGE = ["_sc_row_id", "_sc_origin", "_sc_generator", "_sc_generator_version", "_sc_generation", "_sc_created_in"]
+
+
+@dataclass
+class RunContext:
+    spec: DatasetSpec
+    logical_date: date
+    run_id: str
+    run_kind: str
+    storage: Storage
+    store: ProvenanceStore
+    workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+
+    @property
+    def generators_hash(self) -> str:
+        return stable_hash(self.spec.generators_key())[:10]
+
+    @property
+    def version_path(self) -> str:
+        return f"{self.spec.name}/{self.logical_date.isoformat()}/{self.generators_hash}"
+
+    def staging(self, *parts: str) -> str:
+        return "/".join(["runs", self.version_path, *parts])
+
+    def published(self, *parts: str) -> str:
+        return "/".join(["published", self.version_path, *parts])
+
+    def quarantine(self, *parts: str) -> str:
+        return "/".join(["quarantine", self.version_path, *parts])
+
+
+def data_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[[c for c in frame.columns if not c.startswith("_sc_")]]
+
+
+def _content_hash(frame: pd.DataFrame) -> np.ndarray:
+    return np.array([f"{h:016x}" for h in row_hashes(data_columns(frame))], dtype=object)
+
+
+# --- begin ---------------------------------------------------------------------------------
+
+def begin(ctx: RunContext) -> dict:
+    """Register the run, its generators and the dataset version; clear stale staging output."""
+    ctx.store.migrate()
+    spec = ctx.spec
+    generator_ids = {}
+    for gen in spec.generators:
+        params = effective_params(gen)
+        generator_ids[gen.name] = ctx.store.register_generator(
+            gen.name, gen.version, family_of(gen.name), params, stable_hash(params)[:16])
+    run_pk = ctx.store.start_run(ctx.run_id, spec.name, ctx.logical_date, ctx.run_kind,
+                                 stable_hash(spec.model_dump())[:16])
+    parent = ctx.store.latest_published(spec.name, ctx.logical_date, spec.generators_key()) \
+        if spec.blend.mode == "accumulate" else None
+    version_id = ctx.store.open_version(spec.name, ctx.logical_date, spec.generators_key(), run_pk, generation=0,
+                                        generator_ids=generator_ids.values())
+    ctx.storage.delete_prefix(ctx.staging())
+    return {"run_pk": run_pk, "version_id": version_id, "generator_ids": generator_ids,
+            "parent_version_id": parent["id"] if parent else None,
+            "parent_uri": parent["storage_uri"] if parent else None}
+
+
+# --- gate plumbing --------------------------------------------------------------------------
+
+def gate(ctx: RunContext, state: dict, hop: str, batches: list[g.Batch]) -> dict:
+    """Run a hop's GX suite; on failure quarantine its batch and raise GateFailed."""
+    result = g.run_gate(hop, batches, workdir=ctx.workdir)
+    docs_uri = _upload_docs(ctx, hop, result.docs_dir)
+    ctx.store.record_gate(state["version_id"], state["run_pk"], hop, result.suite_name, result.success,
+                          result.evaluated, result.failures, docs_uri)
+    summary = {"hop": hop, "success": result.success, "evaluated": result.evaluated,
+               "failures": result.failures, "docs_uri": docs_uri}
+    if result.success:
+        log.info(result.message())
+        return summary
+    quarantined = ctx.quarantine(hop)
+    ctx.storage.move_prefix(ctx.staging(hop), quarantined)
+    ctx.storage.write_json(f"{quarantined}/gate_failure.json", {**summary, "run_id": ctx.run_id})
+    # A re-run that fails must not leave an earlier publish of the same version live.
+    ctx.storage.move_prefix(ctx.published(), ctx.quarantine("previously_published"))
+    ctx.store.quarantine_version(state["version_id"], state["run_pk"], result.message())
+    raise g.GateFailed(result, ctx.storage.uri(quarantined))
+
+
+def _upload_docs(ctx: RunContext, hop: str, docs_dir: str | None) -> str | None:
+    if not docs_dir:
+        return None
+    root = Path(docs_dir)
+    prefix = ctx.staging("gx_docs")
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(root).as_posix()
+        if rel == "index.html":
+            rel = f"index_{hop}.html"
+        elif rel.startswith("static/") and ctx.storage.exists(f"{prefix}/{rel}"):
+            continue  # GX's static assets are the same for every hop
+        ctx.storage.write_bytes(f"{prefix}/{rel}", path.read_bytes())
+    shutil.rmtree(root.parents[3], ignore_errors=True)  # the temporary GX project
+    return ctx.storage.uri(f"{prefix}/index_{hop}.html")
+
+
+def _profile(ctx: RunContext, state: dict) -> Profile:
+    return Profile.from_dict(ctx.storage.read_json(state["profile_uri"]))
+
+
+# --- 1. profiling --------------------------------------------------------------------------
+
+def real_row_ids(frame: pd.DataFrame) -> np.ndarray:
+    """Stable ids for real rows: content hash plus occurrence number for exact repeats."""
+    hashes = pd.Series([f"{h:016x}" for h in row_hashes(frame)])
+    occurrence = hashes.groupby(hashes).cumcount()
+    return ("real:" + hashes + np.where(occurrence > 0, "-" + occurrence.astype(str), "")).to_numpy(dtype=object)
+
+
+def profiling(ctx: RunContext, state: dict) -> dict:
+    spec = ctx.spec
+    real = load_real_data(spec)
+    train, holdout = split_holdout(real, spec.holdout.fraction, spec.holdout.seed,
+                                   stratify=spec.target if spec.task == "classification" else None)
+    profile = profile_frame(train, spec.target, spec.task)
+    train = train.assign(_sc_row_id=real_row_ids(train), _sc_origin="real", _sc_generator=None,
+                         _sc_generator_version=None, _sc_generation=pd.array([pd.NA] * len(train), dtype="Int64"),
+                         _sc_created_in=pd.array([pd.NA] * len(train), dtype="Int64"))
+    suite = g.profile_expectations(profile, strict=False)
+    out = {
+        "train_uri": ctx.storage.write_parquet(ctx.staging("profiling", "real_train.parquet"), train),
+        "holdout_uri": ctx.storage.write_parquet(ctx.staging("profiling", "holdout.parquet"), holdout),
+        "profile_uri": ctx.storage.write_json(ctx.staging("profiling", "profile.json"), profile.to_dict()),
+        "suite_uri": ctx.storage.write_json(ctx.staging("profiling", "suite.json"), suite),
+        "real_rows": len(real), "train_rows": len(train), "holdout_rows": len(holdout),
+    }
+    checks = [
+        g.expect("expect_table_row_count_to_be_between", min_value=spec.gates.min_real_rows),
+        g.expect("expect_column_values_to_not_be_null", column=spec.target),
+    ]
+    if spec.task == "classification":
+        checks.append(g.expect("expect_column_unique_value_count_to_be_between", column=spec.target, min_value=2))
+    holdout_checks = [g.expect("expect_table_row_count_to_be_between", min_value=1),
+                      g.expect("expect_column_values_to_not_be_null", column=spec.target)]
+    gate(ctx, {**state, **out}, "profiling", [
+        g.Batch("real_train", g.as_profile_types(data_columns(train), profile), checks),
+        g.Batch("holdout", holdout, holdout_checks),
+    ])
+    ctx.store.update_metrics(state["version_id"], profile={"train_rows": len(train), "holdout_rows": len(holdout)})
+    return out
+
+
+# --- 2. generation ----------------------------------------------------------------------------
+
+def plan_shards(ctx: RunContext) -> list[dict]:
+    """(generator × shard) work items with their row counts and derived seeds."""
+    spec = ctx.spec
+    shares = spec.generator_shares()
+    counts = _split_total(spec.target_rows, [shares[gen.name] for gen in spec.generators])
+    shards = []
+    for gen, rows in zip(spec.generators, counts):
+        n_shards = max(1, math.ceil(rows / spec.shard_rows))
+        for index, shard_rows in enumerate(_split_total(rows, [1.0] * n_shards)):
+            if shard_rows:
+                shards.append({"generator": gen.name, "version": gen.version, "shard": index, "rows": shard_rows,
+                               "seed": derive_seed(spec.name, ctx.logical_date.isoformat(), gen.key, index, spec.seed)})
+    return shards
+
+
+def _split_total(total: int, weights: list[float]) -> list[int]:
+    """Integer parts proportional to weights that add up exactly to total (largest remainder)."""
+    raw = np.array(weights, dtype=float) / sum(weights) * total
+    parts = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - parts))[: total - parts.sum()]:
+        parts[i] += 1
+    return parts.tolist()
+
+
+def _generator_spec(ctx: RunContext, name: str):
+    return next(gen for gen in ctx.spec.generators if gen.name == name)
+
+
+def fit_generator(ctx: RunContext, state: dict, name: str) -> str:
+    gen = _generator_spec(ctx, name)
+    train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
+    model = build_generator(gen).fit(train, _profile(ctx, state))
+    return ctx.storage.write_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl"), pickle.dumps(model))
+
+
+def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
+    gen = _generator_spec(ctx, shard["generator"])
+    model = pickle.loads(ctx.storage.read_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl")))
+    rows = model.sample(shard["rows"], seed=shard["seed"])
+    profile = _profile(ctx, state)
+    rows = rows[[c for c in profile.columns if c in rows.columns] + [c for c in rows.columns if c not in profile.columns]]
+    prefix = f"{gen.slug}/{ctx.logical_date.isoformat()}/s{shard['shard']}/"
+    rows = rows.assign(
+        _sc_row_id=[f"{prefix}{i}" for i in range(len(rows))], _sc_origin="synthetic", _sc_generator=gen.name,
+        _sc_generator_version=gen.version, _sc_generation=pd.array([state.get("generation", 0)] * len(rows), dtype="Int64"),
+        _sc_created_in=pd.array([state["version_id"]] * len(rows), dtype="Int64"))
+    return ctx.storage.write_parquet(ctx.staging("generation", "shards", f"{gen.slug}-{shard['shard']:04d}.parquet"), rows)
+
+
+def generation_gate(ctx: RunContext, state: dict, shard_uris: list[str]) -> dict:
+    synthetic = pd.concat([ctx.storage.read_parquet(u) for u in shard_uris], ignore_index=True)
+    uri = ctx.storage.write_parquet(ctx.staging("generation", "synthetic.parquet"), synthetic)
+    profile = _profile(ctx, state)
+    counts = synthetic["_sc_generator"].value_counts().to_dict()
+    ctx.store.set_generated_rows(state["version_id"], {state["generator_ids"][k]: int(v) for k, v in counts.items()})
+    gate(ctx, state, "generation", [
+        g.Batch("synthetic", g.as_profile_types(data_columns(synthetic), profile),
+                ctx.storage.read_json(state["suite_uri"]) + [
+                    g.expect("expect_table_row_count_to_equal", value=ctx.spec.target_rows)]),
+    ])
+    return {"synthetic_uri": uri, "generated_rows": len(synthetic), "generated_by": counts}
+
+
+# --- 3. verification -------------------------------------------------------------------------
+
+def verification(ctx: RunContext, state: dict) -> dict:
+    synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
+    train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
+    holdout = ctx.storage.read_parquet(state["holdout_uri"])
+    metrics, checks, holdout_dcr = verify(data_columns(synthetic), train, holdout, _profile(ctx, state),
+                                          seed=derive_seed(ctx.spec.name, ctx.logical_date, "verify"))
+    checks.insert(0, "_sc_row_id", synthetic["_sc_row_id"].to_numpy())
+    out = {
+        "checks_uri": ctx.storage.write_parquet(ctx.staging("verification", "row_checks.parquet"), checks),
+        "holdout_dcr_uri": ctx.storage.write_parquet(ctx.staging("verification", "holdout_dcr.parquet"),
+                                                     pd.DataFrame({"dcr": holdout_dcr})),
+        "verification_uri": ctx.storage.write_json(ctx.staging("verification", "metrics.json"), metrics),
+    }
+    ctx.store.update_metrics(state["version_id"], verification={k: v for k, v in metrics.items() if not isinstance(v, dict)})
+    limits = ctx.spec.gates
+    gate(ctx, state, "verification", [g.Batch("metrics", g.metrics_frame(metrics), [
+        g.threshold("quality_score", min_value=limits.min_quality_score),
+        g.threshold("dcr_closer_share", max_value=limits.max_dcr_closer_share),
+        g.threshold("constraint_violation_rate", max_value=limits.max_constraint_violation_rate),
+    ])])
+    return {**out, "quality_score": metrics["quality_score"], "dcr_closer_share": metrics["dcr_closer_share"]}
+
+
+# --- 4. filtering --------------------------------------------------------------------------------
+
+def filtering(ctx: RunContext, state: dict) -> dict:
+    synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
+    checks = ctx.storage.read_parquet(state["checks_uri"])
+    profile = _profile(ctx, state)
+    train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
+    holdout_dcr = ctx.storage.read_parquet(state["holdout_dcr_uri"])["dcr"].to_numpy()
+    spec_f = ctx.spec.filtering
+    keep, dropped, metrics = run_filters(
+        default_filters(spec_f.privacy_quantile, spec_f.off_distribution_threshold),
+        FilterInput(data_columns(synthetic), checks, train, profile, holdout_dcr,
+                    derive_seed(ctx.spec.name, ctx.logical_date, "filter")))
+    kept = synthetic.loc[keep].reset_index(drop=True)
+    dropped_rows = synthetic.iloc[dropped["index"].to_numpy()].reset_index(drop=True).assign(
+        _sc_filter=dropped["filter"].to_numpy(), _sc_reason=dropped["reason"].to_numpy())
+    out = {
+        "kept_uri": ctx.storage.write_parquet(ctx.staging("filtering", "kept.parquet"), kept),
+        "dropped_uri": ctx.storage.write_parquet(ctx.staging("filtering", "dropped.parquet"), dropped_rows),
+        "kept_rows": len(kept), "dropped_rows": len(dropped_rows),
+        "dropped_by": {k: v["dropped"] for k, v in metrics.items()},
+        "detection_auc": metrics.get("off_distribution", {}).get("detection_auc"),
+        "privacy_threshold": metrics.get("privacy", {}).get("threshold"),
+    }
+    ctx.store.replace_dropped(state["version_id"], "filtering", pd.DataFrame({
+        "row_id": dropped_rows["_sc_row_id"], "filter": dropped_rows["_sc_filter"], "reason": dropped_rows["_sc_reason"],
+        "generator_name": dropped_rows["_sc_generator"], "generator_version": dropped_rows["_sc_generator_version"],
+        "content_hash": _content_hash(dropped_rows)}))
+    ctx.store.update_metrics(state["version_id"], filtering=metrics)
+    summary = {"kept_fraction": len(kept) / max(len(synthetic), 1), "kept_rows": len(kept)}
+    gate(ctx, state, "filtering", [
+        g.Batch("kept", g.as_profile_types(data_columns(kept), profile), g.profile_expectations(profile, strict=True)),
+        g.Batch("metrics", g.metrics_frame(summary), [
+            g.threshold("kept_fraction", min_value=1.0 - ctx.spec.gates.max_drop_fraction)]),
+    ])
+    return out
+
+
+# --- 5. blending -------------------------------------------------------------------------------
+
+def _previous_synthetic(ctx: RunContext, state: dict) -> pd.DataFrame | None:
+    if not state.get("parent_uri"):
+        return None
+    previous = ctx.storage.read_parquet(state["parent_uri"])
+    return previous.loc[previous["_sc_origin"] == "synthetic"].reset_index(drop=True)
+
+
+def blending(ctx: RunContext, state: dict) -> dict:
+    real = ctx.storage.read_parquet(state["train_uri"])
+    kept = ctx.storage.read_parquet(state["kept_uri"])
+    previous = _previous_synthetic(ctx, state)
+    spec_b = ctx.spec.blend
+    blended, plan = blend(real, kept, previous, spec_b.real_fraction, spec_b.mode, spec_b.max_carried_fraction,
+                          seed=derive_seed(ctx.spec.name, ctx.logical_date, "blend"))
+    if state.get("parent_version_id") and plan.carried_synthetic:
+        ctx.store.set_parents(state["version_id"], [(state["parent_version_id"], "carried_forward")])
+    out = {
+        "blend_uri": ctx.storage.write_parquet(ctx.staging("blending", "blend.parquet"), blended),
+        "real_rows": plan.real_rows, "new_synthetic_rows": plan.new_synthetic,
+        "carried_rows": plan.carried_synthetic, "synthetic_share": plan.synthetic_share,
+    }
+    ctx.store.update_metrics(state["version_id"], blending={k: v for k, v in out.items() if k != "blend_uri"})
+    profile = _profile(ctx, state)
+    classes = [g.expect("expect_column_distinct_values_to_contain_set", column=ctx.spec.target,
+                        value_set=sorted(profile.columns[ctx.spec.target].categories))] \
+        if ctx.spec.task == "classification" else []
+    gate(ctx, state, "blending", [
+        g.Batch("blend", g.as_profile_types(data_columns(blended), profile), [
+            g.expect("expect_table_columns_to_match_set", column_set=list(profile.columns), exact_match=True),
+            g.expect("expect_column_values_to_not_be_null", column=ctx.spec.target), *classes]),
+        g.Batch("metrics", g.metrics_frame({"real_rows": plan.real_rows, "synthetic_share": plan.synthetic_share}), [
+            g.threshold("real_rows", min_value=len(real), max_value=len(real)),  # real rows are never replaced
+            g.threshold("synthetic_share", max_value=ctx.spec.gates.max_synthetic_share)]),
+    ])
+    return out
+
+
+# --- 6. evaluation -------------------------------------------------------------------------------
+
+def evaluation(ctx: RunContext, state: dict) -> dict:
+    real = data_columns(ctx.storage.read_parquet(state["train_uri"]))
+    kept = data_columns(ctx.storage.read_parquet(state["kept_uri"]))
+    blended = data_columns(ctx.storage.read_parquet(state["blend_uri"]))
+    holdout = ctx.storage.read_parquet(state["holdout_uri"])
+    result = evaluate(real, kept, blended, holdout, ctx.spec.target, ctx.spec.task,
+                      seed=derive_seed(ctx.spec.name, ctx.logical_date, "evaluate"))
+    uri = ctx.storage.write_json(ctx.staging("evaluation", "metrics.json"), result)
+    ctx.store.update_metrics(state["version_id"], evaluation=result)
+    limits = ctx.spec.gates
+    scores = {k: result[k] for k in ("trtr", "tstr", "blend", "blend_minus_trtr", "tstr_ratio")
+              if isinstance(result[k], float) and not math.isnan(result[k])}
+    checks = [g.threshold("blend_minus_trtr", min_value=-limits.max_utility_drop)]
+    if limits.min_tstr_ratio > 0:
+        checks.append(g.threshold("tstr_ratio", min_value=limits.min_tstr_ratio))
+    gate(ctx, state, "evaluation", [g.Batch("metrics", g.metrics_frame(scores), checks)])
+    return {"evaluation_uri": uri, **{k: result[k] for k in ("metric", "trtr", "tstr", "blend")}}
+
+
+# --- publish ---------------------------------------------------------------------------------------
+
+def publish(ctx: RunContext, state: dict) -> dict:
+    blended = ctx.storage.read_parquet(state["blend_uri"])
+    train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
+    synthetic = data_columns(blended.loc[blended["_sc_origin"] == "synthetic"])
+    profile = _profile(ctx, state)
+    evaluation_metrics = ctx.storage.read_json(state["evaluation_uri"])
+    verification_metrics = ctx.storage.read_json(state["verification_uri"])
+    gate_rows = sorted(ctx.store.gate_results(state["version_id"], state["run_pk"]),
+                       key=lambda r: HOPS.index(r["hop"]) if r["hop"] in HOPS else 99)
+    version_id = state["version_id"]
+
+    # Move the staging tree's GX docs next to the published data so report links stay valid.
+    docs_prefix = ctx.published("gx_docs")
+    ctx.storage.delete_prefix(ctx.published())
+    for key in ctx.storage.list(ctx.staging("gx_docs")):
+        ctx.storage.write_bytes(f"{docs_prefix}/{key.split('gx_docs/', 1)[1]}", ctx.storage.read_bytes(key))
+    docs_links = {gr["hop"]: f"gx_docs/index_{gr['hop']}.html" for gr in gate_rows if gr["docs_uri"]}
+
+    data_uri = ctx.storage.write_parquet(ctx.published("data.parquet"), blended)
+    checks = ctx.storage.read_parquet(state["checks_uri"])
+    published_ids = set(blended.loc[blended["_sc_created_in"] == version_id, "_sc_row_id"])
+    syn_dcr = checks.loc[checks["_sc_row_id"].isin(published_ids), "dcr"].to_numpy()
+    holdout_dcr = ctx.storage.read_parquet(state["holdout_dcr_uri"])["dcr"].to_numpy()
+    counts = blended["_sc_origin"].value_counts().to_dict()
+    carried = int((blended["_sc_origin"].eq("synthetic") & blended["_sc_created_in"].ne(version_id)).sum())
+    summary = {
+        "dataset_version": version_id, "spec": ctx.spec.name, "logical_date": ctx.logical_date.isoformat(),
+        "run_id": ctx.run_id, "run_kind": ctx.run_kind, "generators": ctx.spec.generators_key(),
+        "rows": len(blended), "real_rows": int(counts.get("real", 0)), "synthetic_rows": int(counts.get("synthetic", 0)),
+        "carried_rows": carried, "quality_score": verification_metrics["quality_score"],
+        "dcr_closer_share": verification_metrics["dcr_closer_share"],
+        f"trtr_{evaluation_metrics['metric']}": evaluation_metrics["trtr"],
+        f"tstr_{evaluation_metrics['metric']}": evaluation_metrics["tstr"],
+        f"blend_{evaluation_metrics['metric']}": evaluation_metrics["blend"],
+    }
+    report = render_report(
+        title=f"synthchain · {ctx.spec.name} · {ctx.logical_date.isoformat()} · version {version_id}",
+        summary=summary, real=train, synth=synthetic, profile=profile, synthetic_dcr=syn_dcr,
+        holdout_dcr=holdout_dcr, privacy_threshold=state.get("privacy_threshold"), evaluation=evaluation_metrics,
+        gates=gate_rows, drops=state.get("dropped_by", {}), docs_links=docs_links)
+    report_uri = ctx.storage.write_text(ctx.published("report.html"), report)
+
+    content_hash = _content_hash(blended)
+    manifest = {
+        **summary,
+        "schema": {c: str(t) for c, t in blended.dtypes.items()},
+        "data_uri": data_uri, "report_uri": report_uri,
+        "parent_version_id": state.get("parent_version_id") if carried else None,
+        "content_sha256": stable_hash(sorted(content_hash.tolist())),
+        "metrics": {"verification": {k: v for k, v in verification_metrics.items() if not isinstance(v, dict)},
+                    "evaluation": evaluation_metrics, "filtering": state.get("dropped_by", {})},
+        "gates": gate_rows,
+        "lineage": blended.groupby(["_sc_origin", "_sc_generator", "_sc_generator_version"], dropna=False)
+                          .size().reset_index(name="rows").astype(object).where(lambda f: f.notna(), None)
+                          .to_dict("records"),
+    }
+    manifest_uri = ctx.storage.write_json(ctx.published("manifest.json"), manifest)
+    lineage = pd.DataFrame({
+        "row_id": blended["_sc_row_id"], "origin": blended["_sc_origin"], "generator_name": blended["_sc_generator"],
+        "generator_version": blended["_sc_generator_version"], "generation": blended["_sc_generation"].astype("Int64"),
+        "created_in_version_id": blended["_sc_created_in"].astype("Int64"), "content_hash": content_hash})
+    ctx.store.publish_version(version_id, lineage, real_rows=summary["real_rows"],
+                              synthetic_rows=summary["synthetic_rows"], carried_rows=carried,
+                              storage_uri=data_uri, metrics={"summary": summary})
+    ctx.store.finish_run(state["run_pk"], "success")
+    for reproducible in ("models", "shards"):  # re-derivable from seeds; synthetic.parquet keeps every row
+        ctx.storage.delete_prefix(ctx.staging("generation", reproducible))
+    return {**summary, "data_uri": data_uri, "report_uri": report_uri, "manifest_uri": manifest_uri}
+
+
+def fail_run(ctx: RunContext, run_pk: int, message: str) -> None:
+    """Record an unexpected failure (a gate failure has already marked the run quarantined)."""
+    if ctx.store.run_status(run_pk) != "quarantined":
+        ctx.store.finish_run(run_pk, "failed", message[:2000])
+
+
+def run_all(ctx: RunContext) -> dict:
+    """Every hop in order, in-process (the CLI's `run` and quick local use)."""
+    state = begin(ctx)
+    try:
+        state |= profiling(ctx, state)
+        for name in dict.fromkeys(s["generator"] for s in plan_shards(ctx)):
+            fit_generator(ctx, state, name)
+        shard_uris = [sample_shard(ctx, state, shard) for shard in plan_shards(ctx)]
+        state |= generation_gate(ctx, state, shard_uris)
+        for hop in (verification, filtering, blending, evaluation):
+            state |= hop(ctx, state)
+        return publish(ctx, state)
+    except Exception as exc:
+        fail_run(ctx, state["run_pk"], f"{type(exc).__name__}: {exc}")
+        raise

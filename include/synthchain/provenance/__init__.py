@@ -1,0 +1,4 @@
+"""Provenance: PostgreSQL (or embedded SQLite) record of generators, runs, versions and rows."""
+from .store import ProvenanceStore, default_db_url
+
+__all__ = ["ProvenanceStore", "default_db_url"]

@@ -1,0 +1,120 @@
+"""Provenance schema: what was generated, by which generator version, in which run,
+what was published, and why anything was dropped. Changes go through Alembic
+(see migrations/); these models mirror the latest revision."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, func)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class GeneratorVersion(Base):
+    __tablename__ = "generator_versions"
+    __table_args__ = (UniqueConstraint("name", "version", "params_hash"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(64))
+    family: Mapped[str] = mapped_column(String(64))
+    params_hash: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PipelineRun(Base):
+    __tablename__ = "pipeline_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(250), unique=True)
+    spec_name: Mapped[str] = mapped_column(String(64), index=True)
+    logical_date: Mapped[date] = mapped_column(Date)
+    run_kind: Mapped[str] = mapped_column(String(32))  # scheduled | manual | backfill | cli | ...
+    status: Mapped[str] = mapped_column(String(16))  # running | success | quarantined | failed
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DatasetVersion(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("spec_name", "logical_date", "generators_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec_name: Mapped[str] = mapped_column(String(64), index=True)
+    logical_date: Mapped[date] = mapped_column(Date)
+    generators_key: Mapped[str] = mapped_column(String(500))
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("pipeline_runs.id"))
+    status: Mapped[str] = mapped_column(String(16))  # building | quarantined | published
+    real_rows: Mapped[int | None] = mapped_column(Integer)
+    synthetic_rows: Mapped[int | None] = mapped_column(Integer)
+    carried_rows: Mapped[int | None] = mapped_column(Integer)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    storage_uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DatasetVersionGenerator(Base):
+    """Which generator versions produced a dataset version's new synthetic rows."""
+
+    __tablename__ = "dataset_version_generators"
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True)
+    generator_version_id: Mapped[int] = mapped_column(ForeignKey("generator_versions.id"), primary_key=True)
+    rows_generated: Mapped[int | None] = mapped_column(Integer)
+
+
+class DatasetVersionParent(Base):
+    __tablename__ = "dataset_version_parents"
+    child_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), primary_key=True)
+    relation: Mapped[str] = mapped_column(String(32), primary_key=True)  # carried_forward | fitted_on
+
+
+class GateRecord(Base):
+    __tablename__ = "gate_results"
+    __table_args__ = (UniqueConstraint("run_pk", "dataset_version_id", "hop"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), index=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("pipeline_runs.id"))
+    hop: Mapped[str] = mapped_column(String(32))
+    suite_name: Mapped[str] = mapped_column(String(200))
+    success: Mapped[bool] = mapped_column(Boolean)
+    evaluated: Mapped[int] = mapped_column(Integer)
+    failed_expectations: Mapped[list] = mapped_column(JSON, default=list)
+    docs_uri: Mapped[str | None] = mapped_column(Text)
+    evaluated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RowLineage(Base):
+    """One row per published row: where it came from. Written with COPY."""
+
+    __tablename__ = "row_lineage"
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True)
+    row_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(16))  # real | synthetic
+    generator_name: Mapped[str | None] = mapped_column(String(200))
+    generator_version: Mapped[str | None] = mapped_column(String(64))
+    generation: Mapped[int | None] = mapped_column(Integer)
+    created_in_version_id: Mapped[int | None] = mapped_column(BigInteger)  # first version the row appeared in
+    content_hash: Mapped[str] = mapped_column(String(32))
+
+
+class DroppedRow(Base):
+    __tablename__ = "dropped_rows"
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True)
+    row_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hop: Mapped[str] = mapped_column(String(32))
+    filter: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    generator_name: Mapped[str | None] = mapped_column(String(200))
+    generator_version: Mapped[str | None] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(32))
+
+
+Index("ix_row_lineage_generator", RowLineage.generator_name, RowLineage.generator_version)

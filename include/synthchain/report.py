@@ -1,0 +1,126 @@
+"""The published version's HTML report: plots embedded as PNG, no external assets."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .generation.base import to_float  # noqa: E402
+from .profiling import Profile  # noqa: E402
+from .verification import correlation_difference  # noqa: E402
+
+REAL, SYNTH = "#1f77b4", "#ff7f0e"
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def distributions_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile) -> str:
+    names = list(profile.columns)
+    cols = 4
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        col = profile.columns[name]
+        if col.kind in ("numeric", "integer", "datetime"):
+            r, s = to_float(real[name]), to_float(synth[name])
+            r, s = r[~np.isnan(r)], s[~np.isnan(s)]
+            lo, hi = np.quantile(np.r_[r, s], [0.005, 0.995]) if r.size + s.size else (0, 1)
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
+            ax.hist(r, bins=bins, alpha=0.55, density=True, color=REAL, label="real")
+            ax.hist(s, bins=bins, alpha=0.55, density=True, color=SYNTH, label="synthetic")
+        else:
+            top = real[name].astype(str).value_counts(normalize=True).head(12)
+            s = synth[name].astype(str).value_counts(normalize=True).reindex(top.index).fillna(0)
+            x = np.arange(len(top))
+            ax.bar(x - 0.2, top.values, 0.4, color=REAL, label="real")
+            ax.bar(x + 0.2, s.values, 0.4, color=SYNTH, label="synthetic")
+            ax.set_xticks(x, top.index, rotation=60, fontsize=6)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def correlation_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile) -> str:
+    diff = correlation_difference(real, synth, profile)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(diff.values, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(diff)), diff.columns, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(diff)), diff.index, fontsize=6)
+    ax.set_title("correlation: synthetic − real")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return _png(fig)
+
+
+def dcr_plot(synthetic_dcr: np.ndarray, holdout_dcr: np.ndarray, threshold: float | None) -> str:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    hi = np.quantile(np.r_[synthetic_dcr, holdout_dcr], 0.99) if len(synthetic_dcr) else 1.0
+    bins = np.linspace(0, hi, 40)
+    ax.hist(holdout_dcr, bins=bins, density=True, alpha=0.55, color=REAL, label="real holdout → train (baseline)")
+    ax.hist(synthetic_dcr, bins=bins, density=True, alpha=0.55, color=SYNTH, label="synthetic → train")
+    if threshold:
+        ax.axvline(threshold, color="k", ls="--", lw=1, label=f"privacy filter {threshold:.3f}")
+    ax.set_xlabel("distance to closest training record")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def utility_plot(evaluation: dict) -> str:
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    labels = ["TRTR (real)", "TSTR (synthetic)", "blend"]
+    values = [evaluation.get("trtr"), evaluation.get("tstr"), evaluation.get("blend")]
+    values = [v if v is not None and not (isinstance(v, float) and math.isnan(v)) else 0.0 for v in values]
+    ax.bar(labels, values, color=[REAL, SYNTH, "#2ca02c"])
+    for i, v in enumerate(values):
+        ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(evaluation.get("metric", "score") + " on real holdout")
+    ax.set_ylim(min(0.0, min(values)), max(1.0, max(values) * 1.1))
+    return _png(fig)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_report(*, title: str, summary: dict, real: pd.DataFrame, synth: pd.DataFrame, profile: Profile,
+                  synthetic_dcr: np.ndarray, holdout_dcr: np.ndarray, privacy_threshold: float | None,
+                  evaluation: dict, gates: list[dict], drops: dict, docs_links: dict[str, str]) -> str:
+    gate_rows = [{"hop": g["hop"], "result": "pass" if g["success"] else "FAIL", "expectations": g["evaluated"],
+                  "failed": "; ".join(f["description"] for f in g.get("failures", [])) or "—",
+                  "data docs": docs_links.get(g["hop"], "")} for g in gates]
+    summary_rows = [{"figure": k, "value": (f"{v:.4f}" if isinstance(v, float) else v)} for k, v in summary.items()]
+    drop_rows = [{"filter": k, "dropped": v} for k, v in drops.items()]
+    sections = [
+        ("Summary", _table(summary_rows, ["figure", "value"])),
+        ("Gates", _table(gate_rows, ["hop", "result", "expectations", "failed", "data docs"])),
+        ("Downstream utility", f'<img src="{utility_plot(evaluation)}">'),
+        ("Per-column distributions (real training vs published synthetic)",
+         f'<img src="{distributions_plot(real, synth, profile)}" style="max-width:100%">'),
+        ("Correlation difference", f'<img src="{correlation_plot(real, synth, profile)}">'),
+        ("Privacy: distance to closest record", f'<img src="{dcr_plot(synthetic_dcr, holdout_dcr, privacy_threshold)}">'),
+        ("Dropped rows by filter", _table(drop_rows, ["filter", "dropped"])),
+    ]
+    body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>" \
+           f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
