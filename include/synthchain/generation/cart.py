@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from ..catalog import BUILTIN_GENERATORS
 from ..profiling import Profile
 from .base import Generator, restore_dtypes, to_float
 
@@ -34,11 +35,7 @@ class _Step:
 
 
 class CartGenerator(Generator):
-    family = "cart"
-    VERSIONS = {
-        "1.0": {"min_samples_leaf": 5, "max_depth": None, "smoothing": False},
-        "1.1": {"min_samples_leaf": 10, "max_depth": 20, "smoothing": True},
-    }
+    family, VERSIONS = BUILTIN_GENERATORS["cart"]
 
     def __init__(self, min_samples_leaf: int = 5, max_depth: int | None = None, smoothing: bool = False,
                  visit_sequence: list[str] | None = None):

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
+from ..catalog import BUILTIN_GENERATORS
 from ..profiling import Profile
 from .base import Generator, restore_dtypes, to_float
 
@@ -40,11 +41,7 @@ class _Categorical:
 
 
 class GaussianCopulaGenerator(Generator):
-    family = "copula"
-    VERSIONS = {
-        "1.0": {"marginal_knots": 256, "shrinkage": 0.0},
-        "1.1": {"marginal_knots": 1024, "shrinkage": 0.0},
-    }
+    family, VERSIONS = BUILTIN_GENERATORS["gaussian_copula"]
 
     def __init__(self, marginal_knots: int = 256, shrinkage: float = 0.0):
         super().__init__(marginal_knots=marginal_knots, shrinkage=shrinkage)

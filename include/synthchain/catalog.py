@@ -1,0 +1,24 @@
+"""Built-in generators and their versions, without importing them.
+
+Kept import-light because the DAG factory reads it at parse time (for the Params
+form) and must not pull in scikit-learn for that.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+#: name -> (family, {version label -> default params})
+BUILTIN_GENERATORS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
+    "gaussian_copula": ("copula", {
+        "1.0": {"marginal_knots": 256, "shrinkage": 0.0},
+        "1.1": {"marginal_knots": 1024, "shrinkage": 0.0},
+    }),
+    "cart": ("cart", {
+        "1.0": {"min_samples_leaf": 5, "max_depth": None, "smoothing": False},
+        "1.1": {"min_samples_leaf": 10, "max_depth": 20, "smoothing": True},
+    }),
+}
+
+
+def builtin_versions(name: str) -> list[str]:
+    return sorted(BUILTIN_GENERATORS[name][1]) if name in BUILTIN_GENERATORS else []
