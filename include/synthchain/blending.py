@@ -28,7 +28,7 @@ def synthetic_budget(real_rows: int, real_fraction: float) -> int:
     """How many synthetic rows keep real rows at `real_fraction` of the blend."""
     if real_fraction >= 1.0:
         return 0
-    return int(np.floor(real_rows * (1.0 - real_fraction) / real_fraction))
+    return int(np.floor(real_rows * (1.0 - real_fraction) / real_fraction + 1e-9))  # 100·0.2/0.8 is 24.999…
 
 
 def blend(real: pd.DataFrame, new_synthetic: pd.DataFrame, previous_synthetic: pd.DataFrame | None,

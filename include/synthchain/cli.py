@@ -81,6 +81,34 @@ def cmd_versions(args) -> int:
     return 0
 
 
+def cmd_summary(args) -> int:
+    from .provenance import ProvenanceStore
+    from .storage import open_storage
+
+    store = ProvenanceStore(args.db_url)
+    store.migrate()
+    published = [v for v in store.versions(args.spec) if v["status"] == "published"]
+    if not published:
+        print(f"no published version{' of ' + args.spec if args.spec else ''}", file=sys.stderr)
+        return 1
+    latest = published[-1]
+    base = latest["storage_uri"].rsplit("/", 1)[0]
+    manifest = open_storage(args.storage).read_json(f"{base}/manifest.json")
+    keys = ["dataset_version", "spec", "logical_date", "run_kind", "generators", "rows", "real_rows",
+            "synthetic_rows", "carried_rows", "quality_score", "dcr_closer_share"]
+    keys += [k for k in manifest if k.startswith(("trtr_", "tstr_", "blend_"))]
+    print(f"published dataset version {latest['id']} of {latest['spec']}")
+    for key in keys:
+        value = manifest.get(key)
+        print(f"  {key:<18} {value:.4f}" if isinstance(value, float) else f"  {key:<18} {value}")
+    print("  gates              " + ", ".join(f"{g['hop']}={'pass' if g['success'] else 'FAIL'}" for g in latest["gates"]))
+    print("files:")
+    for label, uri in (("data", manifest["data_uri"]), ("report", manifest["report_uri"]),
+                       ("manifest", f"{base}/manifest.json"), ("GX data docs", f"{base}/gx_docs/")):
+        print(f"  {label:<13} {uri}")
+    return 0
+
+
 def cmd_lineage(args) -> int:
     from .provenance import ProvenanceStore
 
@@ -127,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--db-url")
     p.set_defaults(func=cmd_versions)
+
+    p = sub.add_parser("summary", help="the latest published version: figures and where its files are")
+    p.add_argument("--spec")
+    p.add_argument("--storage")
+    p.add_argument("--db-url")
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("lineage", help="where a dataset version's rows came from")
     p.add_argument("version", type=int)

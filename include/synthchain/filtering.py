@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import cross_val_predict
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.metrics import roc_auc_score
 
 from .profiling import Profile
@@ -103,7 +103,9 @@ class OffDistributionFilter(RowFilter):
         x = np.vstack([encoder.transform(data.train), encoder.transform(data.rows)])
         y = np.r_[np.zeros(len(data.train)), np.ones(n)]
         model = HistGradientBoostingClassifier(max_iter=100, class_weight="balanced", random_state=data.seed % 2**32)
-        proba = cross_val_predict(model, x, y, cv=3, method="predict_proba")[:, 1]
+        # Shuffled folds: unshuffled ones would hold out whole blocks (e.g. one generator's rows) unseen.
+        folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=data.seed % 2**32)
+        proba = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
         synth_p = proba[len(data.train):]
         fake = synth_p >= self.threshold
         reasons = np.array([f"real-vs-synthetic classifier says synthetic with p={p:.3f} >= {self.threshold}"

@@ -255,8 +255,7 @@ def verification(ctx: RunContext, state: dict) -> dict:
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
     train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
     holdout = ctx.storage.read_parquet(state["holdout_uri"])
-    metrics, checks, holdout_dcr = verify(data_columns(synthetic), train, holdout, _profile(ctx, state),
-                                          seed=derive_seed(ctx.spec.name, ctx.logical_date, "verify"))
+    metrics, checks, holdout_dcr = verify(data_columns(synthetic), train, holdout, _profile(ctx, state))
     checks.insert(0, "_sc_row_id", synthetic["_sc_row_id"].to_numpy())
     out = {
         "checks_uri": ctx.storage.write_parquet(ctx.staging("verification", "row_checks.parquet"), checks),

