@@ -86,3 +86,12 @@ def test_registry_versions_params_and_import_paths():
     assert third_party.marginal_knots == 32
     with pytest.raises(GeneratorError, match="bad params"):
         build_generator(GeneratorSpec(name="cart", version="1.0", params={"bogus": 1}))
+
+
+def test_cart_smoothing_stays_in_range_and_leaves_spikes_alone(split):
+    train, _, profile = split
+    synth = CartGenerator(smoothing=True).fit(train, profile).sample(2000, seed=0)
+    for col in ("delinq_amnt", "annual_inc", "int_rate"):
+        assert synth[col].min() >= train[col].min() and synth[col].max() <= train[col].max(), col
+    assert set(synth["delinq_amnt"].unique()) <= set(train["delinq_amnt"].unique())  # a spike column: not smoothed
+    assert synth["annual_inc"].nunique() > train["annual_inc"].nunique()  # continuous: smoothed

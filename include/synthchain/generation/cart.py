@@ -32,6 +32,7 @@ class _Step:
     donors: np.ndarray  # donor values (float for continuous, object otherwise), grouped by leaf
     codes: dict[object, float] | None  # category -> feature code for later trees
     bandwidth: float
+    bounds: tuple[float, float] | None  # smoothed values stay inside the observed range
 
 
 class CartGenerator(Generator):
@@ -67,22 +68,26 @@ class CartGenerator(Generator):
                 codes = {v: float(k) for k, v in enumerate(uniques)}
                 feature = np.array([codes[v] for v in values], dtype=float)
                 target = values
-            bandwidth = 0.0
+            bandwidth, bounds = 0.0, None
             if continuous and self.smoothing:
                 finite = target[~np.isnan(target)]
-                if finite.size > 1:
-                    bandwidth = 0.9 * min(finite.std(), np.subtract(*np.percentile(finite, [75, 25])) / 1.34 or finite.std()) * finite.size ** -0.2
+                # Smooth only truly continuous columns: noise on counts or spikes (e.g. mostly-zero amounts)
+                # would invent values the data never takes.
+                if np.unique(finite).size > max(30, 0.05 * finite.size):
+                    spread = min(finite.std(), np.subtract(*np.percentile(finite, [75, 25])) / 1.34) or finite.std()
+                    bandwidth = 0.9 * spread * finite.size ** -0.2
+                    bounds = (float(finite.min()), float(finite.max()))
             if i == 0:
-                step = _Step(name, continuous, kind == "datetime", None, None, None, None, target.copy(), codes, bandwidth)
+                step = _Step(name, continuous, kind == "datetime", None, None, None, None, target.copy(), codes, bandwidth, bounds)
             else:
-                step = self._fit_tree(name, features, target, feature, continuous, kind == "datetime", codes, bandwidth)
+                step = self._fit_tree(name, features, target, feature, continuous, kind == "datetime", codes, bandwidth, bounds)
             self.steps_.append(step)
             features = np.column_stack([features, feature])
         self.columns_ = list(data.columns)
         self.dtypes_ = {c: str(data[c].dtype) for c in data.columns}
         return self
 
-    def _fit_tree(self, name, features, target, feature, continuous, is_datetime, codes, bandwidth) -> _Step:
+    def _fit_tree(self, name, features, target, feature, continuous, is_datetime, codes, bandwidth, bounds) -> _Step:
         if continuous:
             # NaN cannot be a regression target: split on a sentinel below the range; donors keep the NaN.
             y = np.where(np.isnan(target), np.nanmin(target) - 1.0 if np.isfinite(np.nanmin(target)) else 0.0, target) \
@@ -95,7 +100,7 @@ class CartGenerator(Generator):
         leaves = tree.apply(features)
         order = np.argsort(leaves, kind="stable")
         leaf_ids, offsets, counts = np.unique(leaves[order], return_index=True, return_counts=True)
-        return _Step(name, continuous, is_datetime, tree, leaf_ids, offsets, counts, target[order], codes, bandwidth)
+        return _Step(name, continuous, is_datetime, tree, leaf_ids, offsets, counts, target[order], codes, bandwidth, bounds)
 
     def sample(self, n: int, seed: int) -> pd.DataFrame:
         self._check_fitted()
@@ -113,7 +118,7 @@ class CartGenerator(Generator):
             if step.continuous:
                 values = values.astype(float)
                 if step.bandwidth > 0:
-                    values = values + rng.normal(0.0, step.bandwidth, n)
+                    values = np.clip(values + rng.normal(0.0, step.bandwidth, n), *step.bounds)
                 feature = values
             else:
                 feature = np.array([step.codes.get(v, -1.0) for v in values], dtype=float)
