@@ -33,9 +33,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# Peers (SDV) need pandas < 3: they get their own venv; synthchain is installed into it too.
 bench: install
-	$(BIN)/pip install -q -r requirements-bench.txt
-	$(BIN)/python bench/copula_vs_sdv.py
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install -q -r requirements-bench.txt
+	.venv-bench/bin/pip install -q --no-deps -e .
+	.venv-bench/bin/python bench/copula_vs_sdv.py
 	$(BIN)/python bench/provenance_write.py
 
 clean:

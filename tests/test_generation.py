@@ -95,3 +95,17 @@ def test_cart_smoothing_stays_in_range_and_leaves_spikes_alone(split):
         assert synth[col].min() >= train[col].min() and synth[col].max() <= train[col].max(), col
     assert set(synth["delinq_amnt"].unique()) <= set(train["delinq_amnt"].unique())  # a spike column: not smoothed
     assert synth["annual_inc"].nunique() > train["annual_inc"].nunique()  # continuous: smoothed
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 150, 518])
+def test_step_lookup_equals_binary_search(k):
+    from synthchain.generation.copula import _StepLookup
+
+    rng = np.random.default_rng(k)
+    upper = np.cumsum(rng.random(k))
+    upper /= upper[-1]
+    lookup = _StepLookup(upper)
+    z = np.r_[rng.standard_normal(200_000).astype(np.float32), lookup.thresholds[:-1].astype(np.float32),
+              np.float32([-50, 50, 7.999, -7.999])]
+    expected = np.minimum(np.searchsorted(lookup.thresholds, z.astype(np.float64), side="right"), k - 1)
+    np.testing.assert_array_equal(lookup(z), expected)

@@ -47,10 +47,14 @@ def derive_seed(*parts: Any) -> int:
 
 
 def restore_dtypes(frame: pd.DataFrame, like: dict[str, str]) -> pd.DataFrame:
-    """Cast sampled columns back to the training dtypes (nullable ints where NaN appears)."""
-    out = {}
+    """Cast sampled columns back to the training dtypes (nullable ints where NaN appears).
+
+    Columns already in the right dtype are left alone: sampling speed depends on it.
+    """
     for col, dtype in like.items():
         s = frame[col]
+        if str(s.dtype) == dtype and not (dtype.startswith(("int", "uint")) and s.isna().any()):
+            continue
         try:
             if dtype.startswith(("int", "Int", "uint")):
                 s = s.round().astype("Int64") if s.isna().any() else s.round().astype(dtype)
@@ -61,11 +65,11 @@ def restore_dtypes(frame: pd.DataFrame, like: dict[str, str]) -> pd.DataFrame:
             elif dtype.startswith("float"):
                 s = s.astype(float)
             else:
-                s = s.astype(object).where(s.notna(), None)
+                s = s.astype(dtype)
         except (TypeError, ValueError):
-            pass
-        out[col] = s
-    return pd.DataFrame(out)
+            continue
+        frame[col] = s
+    return frame
 
 
 def to_float(series: pd.Series) -> np.ndarray:
