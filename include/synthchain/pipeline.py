@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import gates as g
 from .blending import blend
+from .collapse.monitors import REGISTRY as MONITORS, MonitorInput, judge, measure_all
 from .evaluation import evaluate
 from .filtering import FilterInput, default_filters, run_filters
 from .generation import build_generator, derive_seed, effective_params, family_of
@@ -29,7 +30,7 @@ from .profiling import Profile, profile_frame, split_holdout
 from .provenance import ProvenanceStore
 from .report import render_report
 from .sources import load_real_data
-from .specs import DatasetSpec, stable_hash
+from .specs import DatasetSpec, SpecError, stable_hash
 from .storage import Storage
 from .verification import row_hashes, verify
 
@@ -86,23 +87,36 @@ def begin(ctx: RunContext) -> dict:
         params = effective_params(gen)
         generator_ids[gen.name] = ctx.store.register_generator(
             gen.name, gen.version, family_of(gen.name), params, stable_hash(params)[:16])
+    unknown = sorted(set(spec.collapse.limits) - set(MONITORS))
+    if unknown:
+        raise SpecError(f"{spec.name}: field 'collapse.limits': unknown monitor(s) {unknown}; "
+                        f"known: {sorted(MONITORS)}")
     run_pk = ctx.store.start_run(ctx.run_id, spec.name, ctx.logical_date, ctx.run_kind,
                                  stable_hash(spec.model_dump())[:16])
+    recursive = spec.generations.recursive
     parent = ctx.store.latest_published(spec.name, ctx.logical_date, spec.generators_key()) \
-        if spec.blend.mode == "accumulate" else None
-    version_id = ctx.store.open_version(spec.name, ctx.logical_date, spec.generators_key(), run_pk, generation=0,
-                                        generator_ids=generator_ids.values())
+        if (recursive or spec.blend_mode == "accumulate") else None
+    generation = parent["generation"] + 1 if (parent and recursive) else 0
+    version_id = ctx.store.open_version(spec.name, ctx.logical_date, spec.generators_key(), run_pk,
+                                        generation=generation, generator_ids=generator_ids.values(),
+                                        parents=[(parent["id"], "fitted_on")] if (parent and recursive) else [])
     ctx.storage.delete_prefix(ctx.staging())
-    return {"run_pk": run_pk, "version_id": version_id, "generator_ids": generator_ids,
+    return {"run_pk": run_pk, "version_id": version_id, "generator_ids": generator_ids, "generation": generation,
             "parent_version_id": parent["id"] if parent else None,
             "parent_uri": parent["storage_uri"] if parent else None}
 
 
 # --- gate plumbing --------------------------------------------------------------------------
 
-def gate(ctx: RunContext, state: dict, hop: str, batches: list[g.Batch]) -> dict:
-    """Run a hop's GX suite; on failure quarantine its batch and raise GateFailed."""
+def gate(ctx: RunContext, state: dict, hop: str, batches: list[g.Batch], explain: dict[str, str] | None = None) -> dict:
+    """Run a hop's GX suite; on failure quarantine its batch and raise GateFailed.
+
+    `explain` maps a checked column to a sentence appended to its failure (e.g. a monitor's trend).
+    """
     result = g.run_gate(hop, batches, workdir=ctx.workdir)
+    for failure in result.failures:
+        if explain and failure.get("column") in explain:
+            failure["description"] += f" — {explain[failure['column']]}"
     docs_uri = _upload_docs(ctx, hop, result.docs_dir)
     ctx.store.record_gate(state["version_id"], state["run_pk"], hop, result.suite_name, result.success,
                           result.evaluated, result.failures, docs_uri)
@@ -161,7 +175,10 @@ def profiling(ctx: RunContext, state: dict) -> dict:
                          _sc_generator_version=None, _sc_generation=pd.array([pd.NA] * len(train), dtype="Int64"),
                          _sc_created_in=pd.array([pd.NA] * len(train), dtype="Int64"))
     suite = g.profile_expectations(profile, strict=False)
+    pool = training_pool(ctx, state, train)
     out = {
+        "fit_uri": ctx.storage.write_parquet(ctx.staging("profiling", "fit_data.parquet"), pool),
+        "fit_rows": len(pool), "fit_synthetic_rows": int((pool["_sc_origin"] == "synthetic").sum()),
         "train_uri": ctx.storage.write_parquet(ctx.staging("profiling", "real_train.parquet"), train),
         "holdout_uri": ctx.storage.write_parquet(ctx.staging("profiling", "holdout.parquet"), holdout),
         "profile_uri": ctx.storage.write_json(ctx.staging("profiling", "profile.json"), profile.to_dict()),
@@ -182,6 +199,24 @@ def profiling(ctx: RunContext, state: dict) -> dict:
     ])
     ctx.store.update_metrics(state["version_id"], profile={"train_rows": len(train), "holdout_rows": len(holdout)})
     return out
+
+
+def training_pool(ctx: RunContext, state: dict, train: pd.DataFrame) -> pd.DataFrame:
+    """What this generation's generators fit on (see GenerationsSpec); real rows when not recursive."""
+    spec = ctx.spec.generations
+    if not spec.recursive or not state.get("parent_uri"):
+        return train
+    previous = ctx.storage.read_parquet(state["parent_uri"])
+    synthetic = previous.loc[previous["_sc_origin"] == "synthetic"]
+    if spec.mode == "replace":  # the self-consuming loop: only the last generation's own output
+        own = synthetic.loc[synthetic["_sc_created_in"] == state["parent_version_id"]]
+        return pd.concat([train, own], ignore_index=True) if spec.include_real else own.reset_index(drop=True)
+    pool = pd.concat([train, synthetic], ignore_index=True)  # real rows are always in the pool, current ones
+    if spec.mode == "accumulate-subsample":
+        size = min(len(pool), spec.subsample_rows or len(train))
+        rng = np.random.default_rng(derive_seed(ctx.spec.name, ctx.logical_date, "subsample"))
+        pool = pool.iloc[np.sort(rng.choice(len(pool), size, replace=False))].reset_index(drop=True)
+    return pool
 
 
 # --- 2. generation ----------------------------------------------------------------------------
@@ -216,8 +251,8 @@ def _generator_spec(ctx: RunContext, name: str):
 
 def fit_generator(ctx: RunContext, state: dict, name: str) -> str:
     gen = _generator_spec(ctx, name)
-    train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
-    model = build_generator(gen).fit(train, _profile(ctx, state))
+    fit_data = data_columns(ctx.storage.read_parquet(state.get("fit_uri") or state["train_uri"]))
+    model = build_generator(gen).fit(fit_data, _profile(ctx, state))
     return ctx.storage.write_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl"), pickle.dumps(model))
 
 
@@ -325,10 +360,10 @@ def blending(ctx: RunContext, state: dict) -> dict:
     kept = ctx.storage.read_parquet(state["kept_uri"])
     previous = _previous_synthetic(ctx, state)
     spec_b = ctx.spec.blend
-    blended, plan = blend(real, kept, previous, spec_b.real_fraction, spec_b.mode, spec_b.max_carried_fraction,
+    blended, plan = blend(real, kept, previous, spec_b.real_fraction, ctx.spec.blend_mode, spec_b.max_carried_fraction,
                           seed=derive_seed(ctx.spec.name, ctx.logical_date, "blend"))
     if state.get("parent_version_id") and plan.carried_synthetic:
-        ctx.store.set_parents(state["version_id"], [(state["parent_version_id"], "carried_forward")])
+        ctx.store.add_parent(state["version_id"], state["parent_version_id"], "carried_forward")
     out = {
         "blend_uri": ctx.storage.write_parquet(ctx.staging("blending", "blend.parquet"), blended),
         "real_rows": plan.real_rows, "new_synthetic_rows": plan.new_synthetic,
@@ -367,8 +402,29 @@ def evaluation(ctx: RunContext, state: dict) -> dict:
     checks = [g.threshold("blend_minus_trtr", min_value=-limits.max_utility_drop)]
     if limits.min_tstr_ratio > 0:
         checks.append(g.threshold("tstr_ratio", min_value=limits.min_tstr_ratio))
-    gate(ctx, state, "evaluation", [g.Batch("metrics", g.metrics_frame(scores), checks)])
-    return {"evaluation_uri": uri, **{k: result[k] for k in ("metric", "trtr", "tstr", "blend")}}
+    batches = [g.Batch("metrics", g.metrics_frame(scores), checks)]
+    monitors, verdicts = collapse_monitors(ctx, state, real, kept, result)
+    explain = {}
+    if verdicts and ctx.spec.collapse.enforce:
+        frame = g.metrics_frame({f"{v.monitor}_degradation": v.degradation for v in verdicts})
+        batches.append(g.Batch("collapse", frame, [g.threshold(f"{v.monitor}_degradation", max_value=v.limit)
+                                                   for v in verdicts]))
+        explain = {f"{v.monitor}_degradation": v.describe() for v in verdicts}
+    gate(ctx, state, "evaluation", batches, explain)
+    return {"evaluation_uri": uri, "collapse": monitors, **{k: result[k] for k in ("metric", "trtr", "tstr", "blend")}}
+
+
+def collapse_monitors(ctx: RunContext, state: dict, real: pd.DataFrame, synthetic: pd.DataFrame, evaluation: dict):
+    """Measure every monitor for this version and judge it against generation 0 of its ancestry."""
+    profile = _profile(ctx, state)
+    monitors = measure_all(MonitorInput(real, synthetic, profile, {
+        "detection_auc": state.get("detection_auc"), "tstr": evaluation.get("tstr")}))
+    history = [a["metrics"].get("collapse", {}) for a in ctx.store.ancestry(state["version_id"])[:-1]]
+    verdicts = judge(monitors, history, state.get("generation", 0), ctx.spec.collapse.limits)
+    ctx.store.update_metrics(state["version_id"], collapse=monitors, collapse_verdicts=[
+        {"monitor": v.monitor, "generation": v.generation, "value": v.value, "baseline": v.baseline,
+         "degradation": v.degradation, "limit": v.limit, "tripped": v.tripped, "trend": v.trend} for v in verdicts])
+    return monitors, verdicts
 
 
 # --- publish ---------------------------------------------------------------------------------------
@@ -401,6 +457,7 @@ def publish(ctx: RunContext, state: dict) -> dict:
     summary = {
         "dataset_version": version_id, "spec": ctx.spec.name, "logical_date": ctx.logical_date.isoformat(),
         "run_id": ctx.run_id, "run_kind": ctx.run_kind, "generators": ctx.spec.generators_key(),
+        "generation": state.get("generation", 0),
         "rows": len(blended), "real_rows": int(counts.get("real", 0)), "synthetic_rows": int(counts.get("synthetic", 0)),
         "carried_rows": carried, "quality_score": verification_metrics["quality_score"],
         "dcr_closer_share": verification_metrics["dcr_closer_share"],

@@ -108,6 +108,45 @@ class GateSpec(_Strict):
     min_tstr_ratio: float = Field(0.0, ge=0.0, le=2.0, description="synthetic-only score over real-only score")
 
 
+class GenerationsSpec(_Strict):
+    """Recursive generation: what generation k's generators are fitted on.
+
+    `source: real` fits on real training rows every time (generation 0 forever). With
+    `previous_version`, generation k fits on the previous published version: its own new
+    synthetic rows (`replace`), its whole accumulated pool of real + synthetic rows
+    (`accumulate`), or a fixed-size sample of that pool (`accumulate-subsample`).
+    """
+
+    source: Literal["real", "previous_version"] = "real"
+    mode: Literal["replace", "accumulate", "accumulate-subsample"] = "accumulate"
+    include_real: bool = Field(False, description="also fit on the real training rows (replace mode)")
+    subsample_rows: int | None = Field(None, gt=0, description="accumulate-subsample: training size (default: real rows)")
+
+    @property
+    def recursive(self) -> bool:
+        return self.source == "previous_version"
+
+
+DEFAULT_COLLAPSE_LIMITS = {
+    "tail_coverage": 0.05, "variance_ratio": 0.10, "correlation_drift": 0.05, "detection_auc": 0.10, "tstr": 0.05,
+}
+
+
+class CollapseSpec(_Strict):
+    """Collapse monitors: allowed degradation against generation 0 (relative for ratio-like monitors)."""
+
+    enforce: bool = Field(True, description="fail the evaluation gate when a monitor crosses its limit")
+    limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_COLLAPSE_LIMITS))
+
+    @field_validator("limits")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if v < 0}
+        if bad:
+            raise ValueError(f"limits must be >= 0: {bad}")
+        return value
+
+
 class DatasetSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
@@ -122,6 +161,8 @@ class DatasetSpec(_Strict):
     blend: BlendSpec = BlendSpec()
     filtering: FilterSpec = FilterSpec()
     gates: GateSpec = GateSpec()
+    generations: GenerationsSpec = GenerationsSpec()
+    collapse: CollapseSpec = CollapseSpec()
     schedule: str | None = "0 2 * * *"
     seed: int = 0
     tags: list[str] = Field(default_factory=list)
@@ -145,6 +186,13 @@ class DatasetSpec(_Strict):
         if self.target in self.drop_columns:
             raise ValueError(f"target column {self.target!r} is also in drop_columns")
         return self
+
+    @property
+    def blend_mode(self) -> str:
+        """Recursive specs carry synthetic rows forward unless they replace generation by generation."""
+        if self.generations.recursive:
+            return "replace" if self.generations.mode == "replace" else "accumulate"
+        return self.blend.mode
 
     def generator_shares(self) -> dict[str, float]:
         total = sum(g.weight for g in self.generators)

@@ -128,9 +128,30 @@ class ProvenanceStore:
             _replace_parents(conn, version_id, parents)
             return version_id
 
-    def set_parents(self, version_id: int, parents: Iterable[tuple[int, str]]) -> None:
+    def add_parent(self, version_id: int, parent_id: int, relation: str) -> None:
         with self.engine.begin() as conn:
-            _replace_parents(conn, version_id, parents)
+            exists = conn.scalar(select(DatasetVersionParent.child_id).where(
+                DatasetVersionParent.child_id == version_id, DatasetVersionParent.parent_id == parent_id,
+                DatasetVersionParent.relation == relation))
+            if exists is None and parent_id != version_id:
+                conn.execute(insert(DatasetVersionParent).values(child_id=version_id, parent_id=parent_id,
+                                                                 relation=relation))
+
+    def ancestry(self, version_id: int, relation: str = "fitted_on") -> list[dict]:
+        """The version and its ancestors through `relation`, oldest first (generation 0 at index 0)."""
+        chain, seen, current = [], set(), version_id
+        with self.engine.connect() as conn:
+            while current is not None and current not in seen:
+                seen.add(current)
+                row = conn.execute(select(DatasetVersion.id, DatasetVersion.generation, DatasetVersion.status,
+                                          DatasetVersion.logical_date, DatasetVersion.metrics)
+                                   .where(DatasetVersion.id == current)).mappings().first()
+                if row is None:
+                    break
+                chain.append(dict(row))
+                current = conn.scalar(select(DatasetVersionParent.parent_id).where(
+                    DatasetVersionParent.child_id == current, DatasetVersionParent.relation == relation))
+        return chain[::-1]
 
     def set_generated_rows(self, version_id: int, counts: dict[int, int]) -> None:
         with self.engine.begin() as conn:
@@ -278,6 +299,7 @@ class ProvenanceStore:
             "rows": [{"origin": o, "generator": g, "generator_version": v, "generation": gen, "count": n}
                      for o, g, v, gen, n in by_origin],
             "parents": [{"version": p, "relation": r} for p, r in parents],
+            "ancestry": [a["id"] for a in self.ancestry(version_id)],
             "generators": [{"name": n, "version": v, "family": f, "params_hash": h, "rows_generated": r}
                            for n, v, f, h, r in generators],
             "dropped": [{"hop": h, "filter": f, "generator": g, "count": n} for h, f, g, n in drops],
