@@ -6,7 +6,6 @@ import error naming its file and field, and the other specs' DAGs still load.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,10 +14,9 @@ from airflow.sdk import DAG, Asset, Param, dag, get_current_context, task, task_
 from airflow.sdk.exceptions import AirflowFailException
 
 from synthchain.catalog import builtin_versions
+from synthchain_airflow import provenance_url, specs_dir
 from synthchain.specs import DatasetSpec, SpecError, discover_specs, load_spec
 
-SPECS_DIR = Path(os.environ.get("SYNTHCHAIN_SPECS_DIR") or Path(__file__).resolve().parent.parent / "include" / "specs")
-PROVENANCE_CONN_ID = "synthchain_provenance"
 
 
 class BrokenSpecDag(DAG):
@@ -30,17 +28,6 @@ class BrokenSpecDag(DAG):
 
     def validate(self):
         raise SpecError("\n".join(self.spec_errors))
-
-
-def provenance_url() -> str | None:
-    if os.environ.get("SYNTHCHAIN_DB_URL"):
-        return os.environ["SYNTHCHAIN_DB_URL"]
-    try:
-        from airflow.sdk import Connection
-
-        return Connection.get(PROVENANCE_CONN_ID).get_uri().replace("postgres://", "postgresql://", 1)
-    except Exception:  # no such connection: the store falls back to its embedded default
-        return None
 
 
 def run_context(spec_path: str):
@@ -175,7 +162,7 @@ def build_dag(spec: DatasetSpec, spec_path: Path):
 
 def _load_all() -> None:
     broken = []
-    for spec_path in discover_specs(SPECS_DIR):
+    for spec_path in discover_specs(specs_dir()):
         try:
             spec = load_spec(spec_path)
         except SpecError as exc:

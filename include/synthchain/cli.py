@@ -130,6 +130,71 @@ def cmd_lineage(args) -> int:
     return 0
 
 
+def _print_comparison(result: dict) -> None:
+    print(f"{'':<34}{'simulated':>14}{'closed form':>14}{'rel. error':>12}")
+    print(f"{result['model'] + ' ' + result.get('mode', ''):<34}{result['simulated']:>14.6g}"
+          f"{result['closed_form']:>14.6g}{result['relative_error']:>12.2%}")
+    if "mean_log_fitted_variance_simulated" in result:
+        sim, cf = result["mean_log_fitted_variance_simulated"], result["mean_log_fitted_variance_closed_form"]
+        print(f"{'E[log fitted variance]':<34}{sim:>14.6g}{cf:>14.6g}{abs(sim - cf) / abs(cf):>12.2%}")
+        print(f"{'median fitted variance (approx)':<34}{result['median_fitted_variance_simulated']:>14.6g}"
+              f"{result['median_fitted_variance_approx']:>14.6g}")
+    print(f"standard error {result['standard_error']:.3g} (z = {result['z_score']:+.2f}) over {result['reps']} repetitions")
+
+
+def cmd_collapse(args) -> int:
+    from .collapse import theory
+
+    if args.kind == "linreg":
+        result = theory.simulate_linreg(args.d, args.T, args.sigma, args.n, args.mode, reps=args.reps, seed=args.seed)
+    elif args.kind == "gaussian":
+        result = theory.simulate_gaussian(args.M, args.sigma, args.n, reps=args.reps, seed=args.seed)
+    else:
+        return cmd_collapse_pipeline(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_comparison(result)
+    return 0
+
+
+def cmd_collapse_pipeline(args) -> int:
+    from .collapse import theory
+    from .collapse.experiment import run_experiment
+    from .provenance import ProvenanceStore
+    from .storage import open_storage
+
+    spec = load_spec(args.spec)
+    store = ProvenanceStore(args.db_url)
+    store.migrate()
+    checks = [theory.simulate_linreg(10, 60, 1.0, args.generations, mode, reps=2000, seed=args.seed)
+              for mode in ("replace", "accumulate")]
+    checks.append(theory.simulate_gaussian(50, 1.0, args.generations, reps=10000, seed=args.seed))
+    out = run_experiment(spec, args.modes, args.generations, args.reps, open_storage(args.storage), store,
+                         target_rows=args.target_rows, theory=checks)
+    if args.json:
+        print(json.dumps({"summary": out["summary"], "curves": out["curves"], "report_uri": out["report_uri"]},
+                         default=str))
+        return 0
+    columns = ["mode", "generation", "reps", "tail_coverage", "detection_auc", "variance_ratio",
+               "correlation_drift", "tstr", "blend", "flagged_share"]
+    _print_table([{k: (f"{c[k]:.4f}" if isinstance(c.get(k), float) else c.get(k)) for k in columns}
+                  for c in out["curves"]], columns)
+    for mode, fig in out["summary"].items():
+        print(f"{mode}: first flagged at generation(s) {fig['first_flag_generation']} by {fig['first_flag_monitors']}; "
+              f"TSTR of the last published version before the flag fell {_pct(fig['tstr_drop_last_published_before_flag'])}; "
+              f"final TSTR change {_pct(fig['tstr_drop_final'], sign=True)}, tail coverage change "
+              f"{_pct(fig['tail_coverage_drop_final'], sign=True)}")
+    print(f"report: {out['report_uri']}")
+    return 0
+
+
+def _pct(drop, sign: bool = False) -> str:
+    if drop is None:
+        return "n/a"
+    return f"{-drop:+.1%}" if sign else f"{drop:.1%}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synthchain", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +227,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db-url")
     p.set_defaults(func=cmd_summary)
 
+    p = sub.add_parser("collapse", help="model-collapse experiments: closed forms and the real pipeline")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    k = kinds.add_parser("linreg", help="least squares refit on its own labels (Dohmatob / Gerstgrasser)")
+    k.add_argument("--d", type=int, required=True)
+    k.add_argument("--T", type=int, required=True)
+    k.add_argument("--sigma", type=float, required=True)
+    k.add_argument("--n", type=int, required=True, help="iterations; iteration 1 fits the real labels")
+    k.add_argument("--mode", choices=["replace", "accumulate"], required=True)
+    k.add_argument("--reps", type=int, default=4000)
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--json", action="store_true")
+    k = kinds.add_parser("gaussian", help="Gaussian refit on its own samples (Shumailov et al.)")
+    k.add_argument("--M", type=int, required=True, help="samples per generation")
+    k.add_argument("--sigma", type=float, required=True)
+    k.add_argument("--n", type=int, required=True, help="generations of refitting")
+    k.add_argument("--reps", type=int, default=20000)
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--json", action="store_true")
+    k = kinds.add_parser("pipeline", help="a spec through the real pipeline for N generations per mode")
+    k.add_argument("spec", type=Path)
+    k.add_argument("--generations", type=int, default=5)
+    k.add_argument("--modes", nargs="+", default=["replace", "accumulate"],
+                   choices=["replace", "accumulate", "accumulate-subsample"])
+    k.add_argument("--reps", type=int, default=3, help="independent chains per mode")
+    k.add_argument("--target-rows", type=int)
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--storage")
+    k.add_argument("--db-url")
+    k.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_collapse)
+
     p = sub.add_parser("lineage", help="where a dataset version's rows came from")
     p.add_argument("version", type=int)
     p.add_argument("--json", action="store_true")
@@ -171,13 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .collapse.theory import TheoryError
     from .generation import GeneratorError
     from .sources import SourceError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, SourceError, GeneratorError) as exc:
+    except (SpecError, SourceError, GeneratorError, TheoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

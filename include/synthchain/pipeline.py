@@ -469,7 +469,11 @@ def publish(ctx: RunContext, state: dict) -> dict:
         title=f"synthchain · {ctx.spec.name} · {ctx.logical_date.isoformat()} · version {version_id}",
         summary=summary, real=train, synth=synthetic, profile=profile, synthetic_dcr=syn_dcr,
         holdout_dcr=holdout_dcr, privacy_threshold=state.get("privacy_threshold"), evaluation=evaluation_metrics,
-        gates=gate_rows, drops=state.get("dropped_by", {}), docs_links=docs_links)
+        gates=gate_rows, drops=state.get("dropped_by", {}), docs_links=docs_links,
+        collapse_history=[{"generation": a["generation"], "values": (a["metrics"] or {}).get("collapse", {})}
+                          for a in ctx.store.ancestry(version_id)],
+        collapse_verdicts=(ctx.store.version(version_id)["metrics"] or {}).get("collapse_verdicts"),
+        collapse_limits=ctx.spec.collapse.limits)
     report_uri = ctx.storage.write_text(ctx.published("report.html"), report)
 
     content_hash = _content_hash(blended)

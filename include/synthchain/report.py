@@ -94,6 +94,20 @@ def utility_plot(evaluation: dict) -> str:
     return _png(fig)
 
 
+def monitor_trends_plot(history: list[dict], limits: dict[str, float]) -> str:
+    """One panel per collapse monitor: its value at each generation of this version's ancestry."""
+    names = sorted({k for h in history for k, v in h["values"].items() if v is not None})
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(3.2 * max(len(names), 1), 2.8), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        points = [(h["generation"], h["values"][name]) for h in history if h["values"].get(name) is not None]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=SYNTH)
+        ax.set_title(f"{name} (limit {limits.get(name, '—')})", fontsize=8)
+        ax.set_xlabel("generation", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def _table(rows: list[dict], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
@@ -103,7 +117,9 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 def render_report(*, title: str, summary: dict, real: pd.DataFrame, synth: pd.DataFrame, profile: Profile,
                   synthetic_dcr: np.ndarray, holdout_dcr: np.ndarray, privacy_threshold: float | None,
-                  evaluation: dict, gates: list[dict], drops: dict, docs_links: dict[str, str]) -> str:
+                  evaluation: dict, gates: list[dict], drops: dict, docs_links: dict[str, str],
+                  collapse_history: list[dict] | None = None, collapse_verdicts: list[dict] | None = None,
+                  collapse_limits: dict[str, float] | None = None) -> str:
     gate_rows = [{"hop": g["hop"], "result": "pass" if g["success"] else "FAIL", "expectations": g["evaluated"],
                   "failed": "; ".join(f["description"] for f in g.get("failures", [])) or "—",
                   "data docs": docs_links.get(g["hop"], "")} for g in gates]
@@ -119,6 +135,15 @@ def render_report(*, title: str, summary: dict, real: pd.DataFrame, synth: pd.Da
         ("Privacy: distance to closest record", f'<img src="{dcr_plot(synthetic_dcr, holdout_dcr, privacy_threshold)}">'),
         ("Dropped rows by filter", _table(drop_rows, ["filter", "dropped"])),
     ]
+    if collapse_history:
+        verdict_rows = [{**v, "trend": " → ".join(f"{x:.4f}" for x in v["trend"]),
+                         **{k: f"{v[k]:.4f}" for k in ("value", "baseline", "degradation")}}
+                        for v in (collapse_verdicts or [])]
+        sections.append(("Collapse monitors over generations",
+                         f'<img src="{monitor_trends_plot(collapse_history, collapse_limits or {})}" style="max-width:100%">'
+                         + (_table(verdict_rows, ["monitor", "generation", "baseline", "value", "degradation", "limit",
+                                                  "tripped", "trend"]) if verdict_rows else
+                            "<p>Generation 0: this version is the baseline later generations are judged against.</p>")))
     body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
     style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}")

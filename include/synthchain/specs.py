@@ -127,8 +127,13 @@ class GenerationsSpec(_Strict):
         return self.source == "previous_version"
 
 
+# Allowed degradation vs generation 0: relative for tail_coverage, variance_ratio and tstr, absolute for
+# correlation_drift and detection_auc. Set between the two modes in the lending_club experiment (3 chains
+# x 5 generations each): replace chains reached detection_auc +0.165..+0.185 at generation 1 and
+# correlation_drift up to 0.026, accumulate chains at most +0.096 and 0.008. A single chain's TSTR moves
+# ~10% by noise alone, hence its looser limit.
 DEFAULT_COLLAPSE_LIMITS = {
-    "tail_coverage": 0.05, "variance_ratio": 0.10, "correlation_drift": 0.05, "detection_auc": 0.10, "tstr": 0.05,
+    "tail_coverage": 0.045, "variance_ratio": 0.10, "correlation_drift": 0.015, "detection_auc": 0.13, "tstr": 0.15,
 }
 
 

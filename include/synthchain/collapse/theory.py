@@ -23,9 +23,20 @@ import numpy as np
 from scipy.special import digamma
 
 
+class TheoryError(ValueError):
+    """Parameters outside the setting the closed forms hold for."""
+
+
+def _check(**values: float) -> None:
+    for name, (value, minimum) in values.items():
+        if value < minimum:
+            raise TheoryError(f"{name} must be >= {minimum}, got {value}")
+
+
 def linreg_closed_form(d: int, T: int, sigma: float, n: int, mode: str) -> float:
+    _check(d=(d, 1), n=(n, 1), sigma=(sigma, 1e-12))
     if T <= d + 1:
-        raise ValueError(f"need T > d + 1 (got T={T}, d={d})")
+        raise TheoryError(f"need T > d + 1 (got T={T}, d={d})")
     first = sigma**2 * d / (T - d - 1)
     if mode == "replace":
         return first * n
@@ -38,6 +49,7 @@ def simulate_linreg(d: int, T: int, sigma: float, n: int, mode: str, reps: int =
                     batch: int = 1000) -> dict:
     """Simulate n iterations of refit-on-own-labels; return mean test error and its standard error."""
     expected = linreg_closed_form(d, T, sigma, n, mode)
+    _check(reps=(reps, 2))
     rng = np.random.default_rng(seed)
     errors = []
     for start in range(0, reps, batch):
@@ -66,16 +78,16 @@ def simulate_linreg(d: int, T: int, sigma: float, n: int, mode: str, reps: int =
 
 
 def gaussian_closed_form(M: int, sigma: float, n: int) -> dict:
-    if M < 2:
-        raise ValueError("need M >= 2 samples per generation")
+    _check(M=(M, 2), n=(n, 0), sigma=(sigma, 1e-12))
     k = M - 1
-    mean_log = math.log(sigma**2) + n * (digamma(k / 2) + math.log(2 / k))
+    mean_log = math.log(sigma**2) + n * float(digamma(k / 2) + math.log(2 / k))
     return {"sample_variance": sigma**2 * (1 + n / M), "mean_log_fitted_variance": mean_log}
 
 
 def simulate_gaussian(M: int, sigma: float, n: int, reps: int = 20000, seed: int = 0, batch: int = 5000) -> dict:
     """Refit a Gaussian on its own samples n times; generation 0 is the real data."""
     closed = gaussian_closed_form(M, sigma, n)
+    _check(reps=(reps, 2))
     rng = np.random.default_rng(seed)
     sq_dev, fitted_vars = [], []
     for start in range(0, reps, batch):
