@@ -146,3 +146,19 @@ def test_failing_gate_fails_the_run_and_publishes_nothing(airflow_env):
     assert any("synthetic_share" in f for g in version["gates"] for f in g["failed"])
     assert not (storage_root / "published" / "lc_strict").exists()
     assert (storage_root / "quarantine" / "lc_strict" / "2026-04-02").exists()
+
+
+def test_collapse_experiment_dag_runs(airflow_env):
+    bag, store, storage_root = airflow_env
+    assert "synthchain__collapse_experiment" in bag.dags
+    dag = bag.dags["synthchain__collapse_experiment"]
+    run = dag.test(logical_date=datetime(2026, 4, 3, tzinfo=timezone.utc), run_conf={
+        "spec": "lc_small", "generations": 2, "modes": ["replace"], "reps": 1, "target_rows": 1200,
+        "theory_reps": 400})
+    assert str(getattr(run.state, "value", run.state)) == "success", _states(run)
+    report = storage_root / "experiments" / "lc_small" / "collapse_report.html"
+    html = report.read_text()
+    assert html.count("data:image/png;base64,") >= 5 and "Theory: simulation vs closed form" in html
+    chains = [v for v in store.versions() if v["spec"].startswith("lc_small__collapse_replace")]
+    assert [v["generation"] for v in chains] == [0, 1]
+    assert all(v["run_kind"] == "experiment" for v in chains)

@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -103,6 +104,7 @@ def monitor_trends_plot(history: list[dict], limits: dict[str, float]) -> str:
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=SYNTH)
         ax.set_title(f"{name} (limit {limits.get(name, '—')})", fontsize=8)
         ax.set_xlabel("generation", fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=6)
     fig.tight_layout()
     return _png(fig)

@@ -120,6 +120,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def trend_plot(curves: list[dict], monitor: str) -> str:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for mode in dict.fromkeys(c["mode"] for c in curves):
@@ -127,6 +128,7 @@ def trend_plot(curves: list[dict], monitor: str) -> str:
         ax.errorbar([c["generation"] for c in series], [c[monitor] for c in series],
                     yerr=[c.get(f"{monitor}_se") or 0.0 for c in series], marker="o", capsize=3, label=mode)
     ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     title = f"{monitor}: {REGISTRY[monitor].description}" if monitor in REGISTRY else f"{monitor} (published blend)"
     ax.set_title(title, fontsize=6, wrap=True)
     ax.legend(fontsize=8)
