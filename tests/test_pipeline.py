@@ -59,7 +59,8 @@ def test_publish_counts_add_up(spec, store, storage):
     manifest = storage.read_json(out["manifest_uri"])
     assert manifest["rows"] == len(blended) and manifest["gates"][0]["hop"] == "profiling"
     report = storage.read_bytes(out["report_uri"]).decode()
-    assert report.count("data:image/png;base64,") == 4 and "Gates" in report
+    assert report.count("data:image/png;base64,") == 5 and "Gates" in report
+    assert "Collapse monitors over generations" in report
     assert storage.exists(f"published/{_ctx(spec, store, storage).version_path}/gx_docs/index_profiling.html")
 
 

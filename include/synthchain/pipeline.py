@@ -80,17 +80,17 @@ def _content_hash(frame: pd.DataFrame) -> np.ndarray:
 
 def begin(ctx: RunContext) -> dict:
     """Register the run, its generators and the dataset version; clear stale staging output."""
-    ctx.store.migrate()
     spec = ctx.spec
+    unknown = sorted(set(spec.collapse.limits) - set(MONITORS))
+    if unknown:  # checked before anything is written
+        raise SpecError(f"{spec.name}: field 'collapse.limits': unknown monitor(s) {unknown}; "
+                        f"known: {sorted(MONITORS)}")
+    ctx.store.migrate()
     generator_ids = {}
     for gen in spec.generators:
         params = effective_params(gen)
         generator_ids[gen.name] = ctx.store.register_generator(
             gen.name, gen.version, family_of(gen.name), params, stable_hash(params)[:16])
-    unknown = sorted(set(spec.collapse.limits) - set(MONITORS))
-    if unknown:
-        raise SpecError(f"{spec.name}: field 'collapse.limits': unknown monitor(s) {unknown}; "
-                        f"known: {sorted(MONITORS)}")
     run_pk = ctx.store.start_run(ctx.run_id, spec.name, ctx.logical_date, ctx.run_kind,
                                  stable_hash(spec.model_dump())[:16])
     recursive = spec.generations.recursive
