@@ -10,13 +10,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG, Asset, Param, dag, get_current_context, task, task_group
-
 from airflow.sdk.exceptions import AirflowFailException
 
 from synthchain.catalog import builtin_versions
-from synthchain_airflow import provenance_url, specs_dir
 from synthchain.specs import DatasetSpec, SpecError, discover_specs, load_spec
-
+from synthchain_airflow import provenance_url, specs_dir  # plugins/: on sys.path in Airflow
 
 
 class BrokenSpecDag(DAG):
