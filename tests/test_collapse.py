@@ -2,7 +2,6 @@
 import math
 from datetime import date, timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import text

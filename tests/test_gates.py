@@ -1,6 +1,5 @@
 from pathlib import Path
 
-import pandas as pd
 
 from synthchain.gates import Batch, as_profile_types, metrics_frame, profile_expectations, run_gate, threshold
 

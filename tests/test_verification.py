@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 
 from synthchain.generation import GaussianCopulaGenerator
 from synthchain.verification import constraint_violations, quality_report, verify

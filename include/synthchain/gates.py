@@ -47,6 +47,7 @@ class GateResult:
     evaluated: int
     failures: list[dict] = field(default_factory=list)
     docs_dir: str | None = None
+    project_dir: str | None = None  # the temporary GX project; the caller removes it once docs are copied
 
     def message(self) -> str:
         if self.success:
@@ -190,7 +191,8 @@ def run_gate(hop: str, batches: list[Batch], workdir: str | Path | None = None) 
                     "description": _describe(hop, batch.name, spec, result),
                 })
     docs = root / "gx" / "uncommitted" / "data_docs" / "local_site"
-    return GateResult(hop, suite_name, not failures, evaluated, failures, str(docs) if docs.exists() else None)
+    return GateResult(hop, suite_name, not failures, evaluated, failures, str(docs) if docs.exists() else None,
+                      str(root))
 
 
 def _observed(result: dict) -> Any:

@@ -15,7 +15,6 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,7 +116,10 @@ def gate(ctx: RunContext, state: dict, hop: str, batches: list[g.Batch], explain
     for failure in result.failures:
         if explain and failure.get("column") in explain:
             failure["description"] += f" — {explain[failure['column']]}"
-    docs_uri = _upload_docs(ctx, hop, result.docs_dir)
+    try:
+        docs_uri = _upload_docs(ctx, hop, result.docs_dir)
+    finally:
+        shutil.rmtree(result.project_dir, ignore_errors=True)  # the temporary GX project
     ctx.store.record_gate(state["version_id"], state["run_pk"], hop, result.suite_name, result.success,
                           result.evaluated, result.failures, docs_uri)
     summary = {"hop": hop, "success": result.success, "evaluated": result.evaluated,
@@ -148,7 +150,6 @@ def _upload_docs(ctx: RunContext, hop: str, docs_dir: str | None) -> str | None:
         elif rel.startswith("static/") and ctx.storage.exists(f"{prefix}/{rel}"):
             continue  # GX's static assets are the same for every hop
         ctx.storage.write_bytes(f"{prefix}/{rel}", path.read_bytes())
-    shutil.rmtree(root.parents[3], ignore_errors=True)  # the temporary GX project
     return ctx.storage.uri(f"{prefix}/index_{hop}.html")
 
 
@@ -176,10 +177,12 @@ def profiling(ctx: RunContext, state: dict) -> dict:
                          _sc_created_in=pd.array([pd.NA] * len(train), dtype="Int64"))
     suite = g.profile_expectations(profile, strict=False)
     pool = training_pool(ctx, state, train)
+    train_uri = ctx.storage.write_parquet(ctx.staging("profiling", "real_train.parquet"), train)
     out = {
-        "fit_uri": ctx.storage.write_parquet(ctx.staging("profiling", "fit_data.parquet"), pool),
+        "fit_uri": train_uri if pool is train else ctx.storage.write_parquet(
+            ctx.staging("profiling", "fit_data.parquet"), pool),
         "fit_rows": len(pool), "fit_synthetic_rows": int((pool["_sc_origin"] == "synthetic").sum()),
-        "train_uri": ctx.storage.write_parquet(ctx.staging("profiling", "real_train.parquet"), train),
+        "train_uri": train_uri,
         "holdout_uri": ctx.storage.write_parquet(ctx.staging("profiling", "holdout.parquet"), holdout),
         "profile_uri": ctx.storage.write_json(ctx.staging("profiling", "profile.json"), profile.to_dict()),
         "suite_uri": ctx.storage.write_json(ctx.staging("profiling", "suite.json"), suite),
@@ -206,8 +209,7 @@ def training_pool(ctx: RunContext, state: dict, train: pd.DataFrame) -> pd.DataF
     spec = ctx.spec.generations
     if not spec.recursive or not state.get("parent_uri"):
         return train
-    previous = ctx.storage.read_parquet(state["parent_uri"])
-    synthetic = previous.loc[previous["_sc_origin"] == "synthetic"]
+    synthetic = _previous_synthetic(ctx, state)
     if spec.mode == "replace":  # the self-consuming loop: only the last generation's own output
         own = synthetic.loc[synthetic["_sc_created_in"] == state["parent_version_id"]]
         return pd.concat([train, own], ignore_index=True) if spec.include_real else own.reset_index(drop=True)
@@ -251,7 +253,7 @@ def _generator_spec(ctx: RunContext, name: str):
 
 def fit_generator(ctx: RunContext, state: dict, name: str) -> str:
     gen = _generator_spec(ctx, name)
-    fit_data = data_columns(ctx.storage.read_parquet(state.get("fit_uri") or state["train_uri"]))
+    fit_data = data_columns(ctx.storage.read_parquet(state["fit_uri"]))
     model = build_generator(gen).fit(fit_data, _profile(ctx, state))
     return ctx.storage.write_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl"), pickle.dumps(model))
 

@@ -21,7 +21,8 @@ from .verification import correlation_difference  # noqa: E402
 REAL, SYNTH = "#1f77b4", "#ff7f0e"
 
 
-def _png(fig) -> str:
+def png_uri(fig) -> str:
+    """A matplotlib figure as an inline PNG data URI (closes the figure)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
@@ -55,7 +56,7 @@ def distributions_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig)
+    return png_uri(fig)
 
 
 def correlation_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile) -> str:
@@ -66,7 +67,7 @@ def correlation_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile) 
     ax.set_yticks(range(len(diff)), diff.index, fontsize=6)
     ax.set_title("correlation: synthetic − real")
     fig.colorbar(im, ax=ax, shrink=0.8)
-    return _png(fig)
+    return png_uri(fig)
 
 
 def dcr_plot(synthetic_dcr: np.ndarray, holdout_dcr: np.ndarray, threshold: float | None) -> str:
@@ -79,7 +80,7 @@ def dcr_plot(synthetic_dcr: np.ndarray, holdout_dcr: np.ndarray, threshold: floa
         ax.axvline(threshold, color="k", ls="--", lw=1, label=f"privacy filter {threshold:.3f}")
     ax.set_xlabel("distance to closest training record")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_uri(fig)
 
 
 def utility_plot(evaluation: dict) -> str:
@@ -92,7 +93,7 @@ def utility_plot(evaluation: dict) -> str:
         ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
     ax.set_ylabel(evaluation.get("metric", "score") + " on real holdout")
     ax.set_ylim(min(0.0, min(values)), max(1.0, max(values) * 1.1))
-    return _png(fig)
+    return png_uri(fig)
 
 
 def monitor_trends_plot(history: list[dict], limits: dict[str, float]) -> str:
@@ -107,10 +108,10 @@ def monitor_trends_plot(history: list[dict], limits: dict[str, float]) -> str:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.tick_params(labelsize=6)
     fig.tight_layout()
-    return _png(fig)
+    return png_uri(fig)
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
+def html_table(rows: list[dict], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
                    for r in rows)
@@ -128,14 +129,14 @@ def render_report(*, title: str, summary: dict, real: pd.DataFrame, synth: pd.Da
     summary_rows = [{"figure": k, "value": (f"{v:.4f}" if isinstance(v, float) else v)} for k, v in summary.items()]
     drop_rows = [{"filter": k, "dropped": v} for k, v in drops.items()]
     sections = [
-        ("Summary", _table(summary_rows, ["figure", "value"])),
-        ("Gates", _table(gate_rows, ["hop", "result", "expectations", "failed", "data docs"])),
+        ("Summary", html_table(summary_rows, ["figure", "value"])),
+        ("Gates", html_table(gate_rows, ["hop", "result", "expectations", "failed", "data docs"])),
         ("Downstream utility", f'<img src="{utility_plot(evaluation)}">'),
         ("Per-column distributions (real training vs published synthetic)",
          f'<img src="{distributions_plot(real, synth, profile)}" style="max-width:100%">'),
         ("Correlation difference", f'<img src="{correlation_plot(real, synth, profile)}">'),
         ("Privacy: distance to closest record", f'<img src="{dcr_plot(synthetic_dcr, holdout_dcr, privacy_threshold)}">'),
-        ("Dropped rows by filter", _table(drop_rows, ["filter", "dropped"])),
+        ("Dropped rows by filter", html_table(drop_rows, ["filter", "dropped"])),
     ]
     if collapse_history:
         verdict_rows = [{**v, "trend": " → ".join(f"{x:.4f}" for x in v["trend"]),
@@ -143,10 +144,14 @@ def render_report(*, title: str, summary: dict, real: pd.DataFrame, synth: pd.Da
                         for v in (collapse_verdicts or [])]
         sections.append(("Collapse monitors over generations",
                          f'<img src="{monitor_trends_plot(collapse_history, collapse_limits or {})}" style="max-width:100%">'
-                         + (_table(verdict_rows, ["monitor", "generation", "baseline", "value", "degradation", "limit",
+                         + (html_table(verdict_rows, ["monitor", "generation", "baseline", "value", "degradation", "limit",
                                                   "tripped", "trend"]) if verdict_rows else
                             "<p>Generation 0: this version is the baseline later generations are judged against.</p>")))
-    body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
+    return html_page(title, "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections))
+
+
+def html_page(title: str, body: str) -> str:
+    """A self-contained HTML page (no external assets)."""
     style = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>" \

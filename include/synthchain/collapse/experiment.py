@@ -9,7 +9,6 @@ which monitors would have refused publication; `first_flag` is the first such ge
 """
 from __future__ import annotations
 
-import html
 import uuid
 from datetime import date, timedelta
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from ..pipeline import RunContext, run_all
 from ..provenance import ProvenanceStore
-from ..report import _png, _table
+from ..report import html_page, html_table, png_uri
 from ..specs import CollapseSpec, DatasetSpec, GateSpec, GenerationsSpec
 from ..storage import Storage
 from .monitors import REGISTRY
@@ -132,7 +131,7 @@ def trend_plot(curves: list[dict], monitor: str) -> str:
     title = f"{monitor}: {REGISTRY[monitor].description}" if monitor in REGISTRY else f"{monitor} (published blend)"
     ax.set_title(title, fontsize=6, wrap=True)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_uri(fig)
 
 
 def render(rows: list[dict], summary: dict, theory: list[dict] | None = None) -> str:
@@ -150,20 +149,16 @@ def render(rows: list[dict], summary: dict, theory: list[dict] | None = None) ->
     summary_rows = [{"mode": mode, **{k: fmt(v) for k, v in fig.items()}} for mode, fig in summary.items()]
     parts = [
         "<h2>Monitors over generations (mean ± standard error over repetitions)</h2>", plots,
-        "<h2>Mean curves</h2>", _table(curve_rows, ["mode", "generation", "reps", *figures, "flagged_share"]),
-        "<h2>Summary</h2>", _table(summary_rows, ["mode", *next(iter(summary.values())).keys()]),
-        "<h2>Every chain</h2>", _table(chain_rows, ["mode", "rep", "generation", "version", *figures, "flagged"]),
+        "<h2>Mean curves</h2>", html_table(curve_rows, ["mode", "generation", "reps", *figures, "flagged_share"]),
+        "<h2>Summary</h2>", html_table(summary_rows, ["mode", *next(iter(summary.values())).keys()]),
+        "<h2>Every chain</h2>", html_table(chain_rows, ["mode", "rep", "generation", "version", *figures, "flagged"]),
     ]
     if theory:
         parts += ["<h2>Theory: simulation vs closed form</h2>",
-                  _table([{k: fmt(v) for k, v in t.items()} for t in theory],
+                  html_table([{k: fmt(v) for k, v in t.items()} for t in theory],
                          ["model", "mode", "n", "simulated", "closed_form", "relative_error", "standard_error",
                           "z_score", "reps"])]
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>synthchain collapse experiment</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape('synthchain · collapse experiment')}</h1>"
-            + "".join(parts) + "</body></html>")
+    return html_page("synthchain · collapse experiment", "".join(parts))
 
 
 def write_report(spec_name: str, rows: list[dict], storage: Storage, theory: list[dict] | None = None) -> dict:
