@@ -4,16 +4,16 @@ from pathlib import Path
 from synthchain.gates import Batch, as_profile_types, metrics_frame, profile_expectations, run_gate, threshold
 
 
-def test_real_data_passes_its_own_profile(split):
+def test_real_data_passes_its_own_profile(split, tmp_path):
     train, _, profile = split
     result = run_gate("generation", [Batch("rows", as_profile_types(train, profile),
-                                           profile_expectations(profile, strict=True))])
+                                           profile_expectations(profile, strict=True))], workdir=tmp_path)
     assert result.success, result.message()
     assert result.evaluated == len(profile_expectations(profile, strict=True))
     assert Path(result.docs_dir, "index.html").exists()
 
 
-def test_failures_name_hop_expectation_and_observation(split):
+def test_failures_name_hop_expectation_and_observation(split, tmp_path):
     train, _, profile = split
     bad = train.copy()
     bad.loc[: len(bad) // 10, "funded_amnt"] = 10**7
@@ -21,7 +21,7 @@ def test_failures_name_hop_expectation_and_observation(split):
     result = run_gate("filtering", [
         Batch("kept", as_profile_types(bad, profile), profile_expectations(profile, strict=False)),
         Batch("metrics", metrics_frame({"kept_fraction": 0.2, "note": "ignored"}), [threshold("kept_fraction", 0.4)]),
-    ])
+    ], workdir=tmp_path)
     assert not result.success
     text = result.message()
     assert "gate 'filtering' failed 3 of" in text
