@@ -17,6 +17,11 @@ BUILTIN_GENERATORS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
         "1.0": {"min_samples_leaf": 5, "max_depth": None, "smoothing": False},
         "1.1": {"min_samples_leaf": 10, "max_depth": 20, "smoothing": True},
     }),
+    # text
+    "kn_ngram": ("ngram", {
+        "1.0": {"order": 3, "discount": 0.75, "temperature": 1.0},
+        "1.1": {"order": 4, "discount": 0.75, "temperature": 0.9},
+    }),
 }
 
 

@@ -94,8 +94,9 @@ def cmd_summary(args) -> int:
     latest = published[-1]
     base = latest["storage_uri"].rsplit("/", 1)[0]
     manifest = open_storage(args.storage).read_json(f"{base}/manifest.json")
-    keys = ["dataset_version", "spec", "logical_date", "run_kind", "generators", "rows", "real_rows",
-            "synthetic_rows", "carried_rows", "quality_score", "dcr_closer_share"]
+    keys = ["dataset_version", "spec", "modality", "logical_date", "run_kind", "generators", "rows", "real_rows",
+            "synthetic_rows", "carried_rows"]
+    keys += [k for k in manifest.get("verification_figures", ("quality_score", "dcr_closer_share")) if k not in keys]
     keys += [k for k in manifest if k.startswith(("trtr_", "tstr_", "blend_"))]
     print(f"published dataset version {latest['id']} of {latest['spec']}")
     for key in keys:

@@ -30,6 +30,11 @@ class FilterInput:
     holdout_dcr: np.ndarray
     seed: int = 0
 
+    def subset(self, index: np.ndarray) -> "FilterInput":
+        """The same input restricted to the rows earlier filters kept."""
+        return FilterInput(self.rows.iloc[index].reset_index(drop=True), self.checks.iloc[index].reset_index(drop=True),
+                           self.train, self.profile, self.holdout_dcr, self.seed)
+
 
 @dataclass
 class Decision:
@@ -39,10 +44,12 @@ class Decision:
 
 
 class RowFilter(ABC):
+    """A block that decides keep/drop per row. `data` is its modality's filter input (with `rows`, `subset`)."""
+
     name: str = "filter"
 
     @abstractmethod
-    def decide(self, data: FilterInput) -> Decision: ...
+    def decide(self, data) -> Decision: ...
 
 
 class ExactDuplicateFilter(RowFilter):
@@ -118,16 +125,17 @@ def default_filters(privacy_quantile: float, off_distribution_threshold: float) 
             OffDistributionFilter(off_distribution_threshold)]
 
 
-def run_filters(filters: list[RowFilter], data: FilterInput) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Apply filters in order. Returns (keep mask, dropped index/filter/reason, per-filter metrics)."""
+def run_filters(filters: list[RowFilter], data) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """Apply filters in order. Returns (keep mask, dropped index/filter/reason, per-filter metrics).
+
+    `data` is any modality's filter input: it has `rows` and `subset(index)`.
+    """
     keep = np.ones(len(data.rows), dtype=bool)
     dropped = []
     metrics: dict[str, dict] = {}
     for block in filters:
         idx = np.flatnonzero(keep)
-        view = FilterInput(data.rows.iloc[idx].reset_index(drop=True), data.checks.iloc[idx].reset_index(drop=True),
-                           data.train, data.profile, data.holdout_dcr, data.seed)
-        decision = block.decide(view)
+        decision = block.decide(data.subset(idx))
         gone = idx[~decision.keep]
         keep[gone] = False
         dropped.append(pd.DataFrame({"index": gone, "filter": block.name, "reason": decision.reasons[~decision.keep]}))

@@ -21,17 +21,16 @@ import pandas as pd
 
 from . import gates as g
 from .blending import blend
-from .collapse.monitors import REGISTRY as MONITORS, MonitorInput, judge, measure_all
-from .evaluation import evaluate
-from .filtering import FilterInput, default_filters, run_filters
-from .generation import build_generator, derive_seed, effective_params, family_of
-from .profiling import Profile, profile_frame, split_holdout
+from .collapse.monitors import judge, measure_all, monitors_for
+from .filtering import run_filters
+from .generation import derive_seed
+from .modalities import modality_of
+from .modality import HopData, Modality, data_columns
 from .provenance import ProvenanceStore
 from .report import render_report
-from .sources import load_real_data
 from .specs import DatasetSpec, SpecError, stable_hash
 from .storage import Storage
-from .verification import row_hashes, verify
+from .verification import row_hashes
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +65,13 @@ class RunContext:
     def quarantine(self, *parts: str) -> str:
         return "/".join(["quarantine", self.version_path, *parts])
 
+    @property
+    def modality(self) -> Modality:
+        return modality_of(self.spec)
 
-def data_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[[c for c in frame.columns if not c.startswith("_sc_")]]
+    def hop_data(self, state: dict) -> HopData:
+        """The modality's view of this run's artefacts (read lazily from storage)."""
+        return HopData(self.spec, self.storage, state, self.logical_date, self.modality.load_profile)
 
 
 def _content_hash(frame: pd.DataFrame) -> np.ndarray:
@@ -80,16 +83,19 @@ def _content_hash(frame: pd.DataFrame) -> np.ndarray:
 def begin(ctx: RunContext) -> dict:
     """Register the run, its generators and the dataset version; clear stale staging output."""
     spec = ctx.spec
-    unknown = sorted(set(spec.collapse.limits) - set(MONITORS))
+    modality = ctx.modality
+    known = sorted(m.name for m in monitors_for(spec.modality))
+    unknown = sorted(set(spec.collapse.limits) - set(known))
     if unknown:  # checked before anything is written
-        raise SpecError(f"{spec.name}: field 'collapse.limits': unknown monitor(s) {unknown}; "
-                        f"known: {sorted(MONITORS)}")
+        raise SpecError(f"{spec.name}: field 'collapse.limits': unknown {spec.modality} monitor(s) {unknown}; "
+                        f"known: {known}")
+    params_by_name = {gen.name: modality.effective_params(gen) for gen in spec.generators}  # bad versions fail here
     ctx.store.migrate()
     generator_ids = {}
     for gen in spec.generators:
-        params = effective_params(gen)
+        params = params_by_name[gen.name]
         generator_ids[gen.name] = ctx.store.register_generator(
-            gen.name, gen.version, family_of(gen.name), params, stable_hash(params)[:16])
+            gen.name, gen.version, modality.generator_family(gen.name), params, stable_hash(params)[:16])
     run_pk = ctx.store.start_run(ctx.run_id, spec.name, ctx.logical_date, ctx.run_kind,
                                  stable_hash(spec.model_dump())[:16])
     recursive = spec.generations.recursive
@@ -153,8 +159,8 @@ def _upload_docs(ctx: RunContext, hop: str, docs_dir: str | None) -> str | None:
     return ctx.storage.uri(f"{prefix}/index_{hop}.html")
 
 
-def _profile(ctx: RunContext, state: dict) -> Profile:
-    return Profile.from_dict(ctx.storage.read_json(state["profile_uri"]))
+def _profile(ctx: RunContext, state: dict):
+    return ctx.modality.load_profile(ctx.storage.read_json(state["profile_uri"]))
 
 
 # --- 1. profiling --------------------------------------------------------------------------
@@ -167,15 +173,15 @@ def real_row_ids(frame: pd.DataFrame) -> np.ndarray:
 
 
 def profiling(ctx: RunContext, state: dict) -> dict:
+    """Reads the real source; writes real_train, holdout, fit_data, profile and the record suite."""
     spec = ctx.spec
-    real = load_real_data(spec)
-    train, holdout = split_holdout(real, spec.holdout.fraction, spec.holdout.seed,
-                                   stratify=spec.target if spec.task == "classification" else None)
-    profile = profile_frame(train, spec.target, spec.task)
+    modality = ctx.modality
+    train, holdout = modality.load_real(spec)
+    profile = modality.profile(spec, train)
     train = train.assign(_sc_row_id=real_row_ids(train), _sc_origin="real", _sc_generator=None,
                          _sc_generator_version=None, _sc_generation=pd.array([pd.NA] * len(train), dtype="Int64"),
                          _sc_created_in=pd.array([pd.NA] * len(train), dtype="Int64"))
-    suite = g.profile_expectations(profile, strict=False)
+    suite = modality.record_suite(spec, profile)
     pool = training_pool(ctx, state, train)
     train_uri = ctx.storage.write_parquet(ctx.staging("profiling", "real_train.parquet"), train)
     out = {
@@ -186,20 +192,9 @@ def profiling(ctx: RunContext, state: dict) -> dict:
         "holdout_uri": ctx.storage.write_parquet(ctx.staging("profiling", "holdout.parquet"), holdout),
         "profile_uri": ctx.storage.write_json(ctx.staging("profiling", "profile.json"), profile.to_dict()),
         "suite_uri": ctx.storage.write_json(ctx.staging("profiling", "suite.json"), suite),
-        "real_rows": len(real), "train_rows": len(train), "holdout_rows": len(holdout),
+        "real_rows": len(train) + len(holdout), "train_rows": len(train), "holdout_rows": len(holdout),
     }
-    checks = [
-        g.expect("expect_table_row_count_to_be_between", min_value=spec.gates.min_real_rows),
-        g.expect("expect_column_values_to_not_be_null", column=spec.target),
-    ]
-    if spec.task == "classification":
-        checks.append(g.expect("expect_column_unique_value_count_to_be_between", column=spec.target, min_value=2))
-    holdout_checks = [g.expect("expect_table_row_count_to_be_between", min_value=1),
-                      g.expect("expect_column_values_to_not_be_null", column=spec.target)]
-    gate(ctx, {**state, **out}, "profiling", [
-        g.Batch("real_train", g.as_profile_types(data_columns(train), profile), checks),
-        g.Batch("holdout", holdout, holdout_checks),
-    ])
+    gate(ctx, {**state, **out}, "profiling", modality.profiling_batches(spec, data_columns(train), holdout, profile))
     ctx.store.update_metrics(state["version_id"], profile={"train_rows": len(train), "holdout_rows": len(holdout)})
     return out
 
@@ -254,7 +249,7 @@ def _generator_spec(ctx: RunContext, name: str):
 def fit_generator(ctx: RunContext, state: dict, name: str) -> str:
     gen = _generator_spec(ctx, name)
     fit_data = data_columns(ctx.storage.read_parquet(state["fit_uri"]))
-    model = build_generator(gen).fit(fit_data, _profile(ctx, state))
+    model = ctx.modality.build_generator(gen).fit(fit_data, _profile(ctx, state))
     return ctx.storage.write_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl"), pickle.dumps(model))
 
 
@@ -262,8 +257,8 @@ def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
     gen = _generator_spec(ctx, shard["generator"])
     model = pickle.loads(ctx.storage.read_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl")))
     rows = model.sample(shard["rows"], seed=shard["seed"])
-    profile = _profile(ctx, state)
-    rows = rows[[c for c in profile.columns if c in rows.columns] + [c for c in rows.columns if c not in profile.columns]]
+    order = ctx.modality.output_columns(_profile(ctx, state))
+    rows = rows[[c for c in order if c in rows.columns] + [c for c in rows.columns if c not in order]]
     prefix = f"{gen.slug}/{ctx.logical_date.isoformat()}/s{shard['shard']}/"
     rows = rows.assign(
         _sc_row_id=[f"{prefix}{i}" for i in range(len(rows))], _sc_origin="synthetic", _sc_generator=gen.name,
@@ -278,51 +273,41 @@ def generation_gate(ctx: RunContext, state: dict, shard_uris: list[str]) -> dict
     profile = _profile(ctx, state)
     counts = synthetic["_sc_generator"].value_counts().to_dict()
     ctx.store.set_generated_rows(state["version_id"], {state["generator_ids"][k]: int(v) for k, v in counts.items()})
-    gate(ctx, state, "generation", [
-        g.Batch("synthetic", g.as_profile_types(data_columns(synthetic), profile),
-                ctx.storage.read_json(state["suite_uri"]) + [
-                    g.expect("expect_table_row_count_to_equal", value=ctx.spec.target_rows)]),
-    ])
+    gate(ctx, state, "generation", ctx.modality.generation_batches(
+        ctx.spec, data_columns(synthetic), profile, ctx.storage.read_json(state["suite_uri"])))
     return {"synthetic_uri": uri, "generated_rows": len(synthetic), "generated_by": counts}
 
 
 # --- 3. verification -------------------------------------------------------------------------
 
 def verification(ctx: RunContext, state: dict) -> dict:
+    """Reads synthetic, train, holdout; writes per-row checks, metrics and the modality's extras."""
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
-    train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
-    holdout = ctx.storage.read_parquet(state["holdout_uri"])
-    metrics, checks, holdout_dcr = verify(data_columns(synthetic), train, holdout, _profile(ctx, state))
+    result = ctx.modality.verify(ctx.hop_data(state), data_columns(synthetic))
+    checks = result.checks.copy()
     checks.insert(0, "_sc_row_id", synthetic["_sc_row_id"].to_numpy())
     out = {
         "checks_uri": ctx.storage.write_parquet(ctx.staging("verification", "row_checks.parquet"), checks),
-        "holdout_dcr_uri": ctx.storage.write_parquet(ctx.staging("verification", "holdout_dcr.parquet"),
-                                                     pd.DataFrame({"dcr": holdout_dcr})),
-        "verification_uri": ctx.storage.write_json(ctx.staging("verification", "metrics.json"), metrics),
+        "verification_uri": ctx.storage.write_json(ctx.staging("verification", "metrics.json"), result.metrics),
+        "verification_extras": {name: ctx.storage.write_parquet(ctx.staging("verification", f"{name}.parquet"), frame)
+                                for name, frame in result.extras.items()},
     }
-    ctx.store.update_metrics(state["version_id"], verification={k: v for k, v in metrics.items() if not isinstance(v, dict)})
-    limits = ctx.spec.gates
-    gate(ctx, state, "verification", [g.Batch("metrics", g.metrics_frame(metrics), [
-        g.threshold("quality_score", min_value=limits.min_quality_score),
-        g.threshold("dcr_closer_share", max_value=limits.max_dcr_closer_share),
-        g.threshold("constraint_violation_rate", max_value=limits.max_constraint_violation_rate),
-    ])])
-    return {**out, "quality_score": metrics["quality_score"], "dcr_closer_share": metrics["dcr_closer_share"]}
+    ctx.store.update_metrics(state["version_id"], verification={k: v for k, v in result.metrics.items()
+                                                                if not isinstance(v, dict)})
+    gate(ctx, state, "verification", [g.Batch("metrics", g.metrics_frame(result.metrics), result.expectations)])
+    return {**out, **result.summary}
 
 
 # --- 4. filtering --------------------------------------------------------------------------------
 
 def filtering(ctx: RunContext, state: dict) -> dict:
+    """Reads synthetic rows and their checks; writes kept and dropped rows (each drop with filter and reason)."""
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
     checks = ctx.storage.read_parquet(state["checks_uri"])
-    profile = _profile(ctx, state)
-    train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
-    holdout_dcr = ctx.storage.read_parquet(state["holdout_dcr_uri"])["dcr"].to_numpy()
-    spec_f = ctx.spec.filtering
+    modality = ctx.modality
     keep, dropped, metrics = run_filters(
-        default_filters(spec_f.privacy_quantile, spec_f.off_distribution_threshold),
-        FilterInput(data_columns(synthetic), checks, train, profile, holdout_dcr,
-                    derive_seed(ctx.spec.name, ctx.logical_date, "filter")))
+        modality.filters(ctx.spec),
+        modality.filter_input(ctx.hop_data(state), data_columns(synthetic), checks.drop(columns=["_sc_row_id"])))
     kept = synthetic.loc[keep].reset_index(drop=True)
     dropped_rows = synthetic.iloc[dropped["index"].to_numpy()].reset_index(drop=True).assign(
         _sc_filter=dropped["filter"].to_numpy(), _sc_reason=dropped["reason"].to_numpy())
@@ -338,10 +323,11 @@ def filtering(ctx: RunContext, state: dict) -> dict:
         "row_id": dropped_rows["_sc_row_id"], "filter": dropped_rows["_sc_filter"], "reason": dropped_rows["_sc_reason"],
         "generator_name": dropped_rows["_sc_generator"], "generator_version": dropped_rows["_sc_generator_version"],
         "content_hash": _content_hash(dropped_rows)}))
-    ctx.store.update_metrics(state["version_id"], filtering=metrics)
     summary = {"kept_fraction": len(kept) / max(len(synthetic), 1), "kept_rows": len(kept)}
+    kept_batches, kept_metrics = modality.kept_checks(ctx.hop_data(state), kept)
+    ctx.store.update_metrics(state["version_id"], filtering=metrics, **({"kept": kept_metrics} if kept_metrics else {}))
     gate(ctx, state, "filtering", [
-        g.Batch("kept", g.as_profile_types(data_columns(kept), profile), g.profile_expectations(profile, strict=True)),
+        *kept_batches,
         g.Batch("metrics", g.metrics_frame(summary), [
             g.threshold("kept_fraction", min_value=1.0 - ctx.spec.gates.max_drop_fraction)]),
     ])
@@ -372,14 +358,8 @@ def blending(ctx: RunContext, state: dict) -> dict:
         "carried_rows": plan.carried_synthetic, "synthetic_share": plan.synthetic_share,
     }
     ctx.store.update_metrics(state["version_id"], blending={k: v for k, v in out.items() if k != "blend_uri"})
-    profile = _profile(ctx, state)
-    classes = [g.expect("expect_column_distinct_values_to_contain_set", column=ctx.spec.target,
-                        value_set=sorted(profile.columns[ctx.spec.target].categories))] \
-        if ctx.spec.task == "classification" else []
     gate(ctx, state, "blending", [
-        g.Batch("blend", g.as_profile_types(data_columns(blended), profile), [
-            g.expect("expect_table_columns_to_match_set", column_set=list(profile.columns), exact_match=True),
-            g.expect("expect_column_values_to_not_be_null", column=ctx.spec.target), *classes]),
+        *ctx.modality.blend_batches(ctx.hop_data(state), data_columns(blended)),
         g.Batch("metrics", g.metrics_frame({"real_rows": plan.real_rows, "synthetic_share": plan.synthetic_share}), [
             g.threshold("real_rows", min_value=len(real), max_value=len(real)),  # real rows are never replaced
             g.threshold("synthetic_share", max_value=ctx.spec.gates.max_synthetic_share)]),
@@ -390,22 +370,22 @@ def blending(ctx: RunContext, state: dict) -> dict:
 # --- 6. evaluation -------------------------------------------------------------------------------
 
 def evaluation(ctx: RunContext, state: dict) -> dict:
-    real = data_columns(ctx.storage.read_parquet(state["train_uri"]))
-    kept = data_columns(ctx.storage.read_parquet(state["kept_uri"]))
-    blended = data_columns(ctx.storage.read_parquet(state["blend_uri"]))
-    holdout = ctx.storage.read_parquet(state["holdout_uri"])
-    result = evaluate(real, kept, blended, holdout, ctx.spec.target, ctx.spec.task,
-                      seed=derive_seed(ctx.spec.name, ctx.logical_date, "evaluate"))
+    """Reads real train, kept synthetic, the blend and the holdout; writes utility and collapse monitors."""
+    data = ctx.hop_data(state)
+    real = data.train
+    kept = data_columns(data.frame("kept_uri"))
+    blended = data_columns(data.frame("blend_uri"))
+    result = ctx.modality.evaluate(data, real, kept, blended)
     uri = ctx.storage.write_json(ctx.staging("evaluation", "metrics.json"), result)
     ctx.store.update_metrics(state["version_id"], evaluation=result)
     limits = ctx.spec.gates
-    scores = {k: result[k] for k in ("trtr", "tstr", "blend", "blend_minus_trtr", "tstr_ratio")
-              if isinstance(result[k], float) and not math.isnan(result[k])}
+    scores = {k: result.get(k) for k in ("trtr", "tstr", "blend", "blend_minus_trtr", "tstr_ratio")
+              if isinstance(result.get(k), float) and not math.isnan(result[k])}
     checks = [g.threshold("blend_minus_trtr", min_value=-limits.max_utility_drop)]
     if limits.min_tstr_ratio > 0:
         checks.append(g.threshold("tstr_ratio", min_value=limits.min_tstr_ratio))
     batches = [g.Batch("metrics", g.metrics_frame(scores), checks)]
-    monitors, verdicts = collapse_monitors(ctx, state, real, kept, result)
+    monitors, verdicts = collapse_monitors(ctx, data, real, kept, result)
     explain = {}
     if verdicts and ctx.spec.collapse.enforce:
         frame = g.metrics_frame({f"{v.monitor}_degradation": v.degradation for v in verdicts})
@@ -413,14 +393,13 @@ def evaluation(ctx: RunContext, state: dict) -> dict:
                                                    for v in verdicts]))
         explain = {f"{v.monitor}_degradation": v.describe() for v in verdicts}
     gate(ctx, state, "evaluation", batches, explain)
-    return {"evaluation_uri": uri, "collapse": monitors, **{k: result[k] for k in ("metric", "trtr", "tstr", "blend")}}
+    return {"evaluation_uri": uri, "collapse": monitors, **{k: result.get(k) for k in ("metric", "trtr", "tstr", "blend")}}
 
 
-def collapse_monitors(ctx: RunContext, state: dict, real: pd.DataFrame, synthetic: pd.DataFrame, evaluation: dict):
-    """Measure every monitor for this version and judge it against generation 0 of its ancestry."""
-    profile = _profile(ctx, state)
-    monitors = measure_all(MonitorInput(real, synthetic, profile, {
-        "detection_auc": state.get("detection_auc"), "tstr": evaluation.get("tstr")}))
+def collapse_monitors(ctx: RunContext, data: HopData, real: pd.DataFrame, synthetic: pd.DataFrame, evaluation: dict):
+    """Measure every monitor of the modality for this version and judge it against generation 0 of its ancestry."""
+    state = data.state
+    monitors = measure_all(ctx.modality.monitor_input(data, real, synthetic, evaluation), ctx.spec.modality)
     history = [a["metrics"].get("collapse", {}) for a in ctx.store.ancestry(state["version_id"])[:-1]]
     verdicts = judge(monitors, history, state.get("generation", 0), ctx.spec.collapse.limits)
     ctx.store.update_metrics(state["version_id"], collapse=monitors, collapse_verdicts=[
@@ -435,7 +414,6 @@ def publish(ctx: RunContext, state: dict) -> dict:
     blended = ctx.storage.read_parquet(state["blend_uri"])
     train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
     synthetic = data_columns(blended.loc[blended["_sc_origin"] == "synthetic"])
-    profile = _profile(ctx, state)
     evaluation_metrics = ctx.storage.read_json(state["evaluation_uri"])
     verification_metrics = ctx.storage.read_json(state["verification_uri"])
     gate_rows = sorted(ctx.store.gate_results(state["version_id"], state["run_pk"]),
@@ -450,28 +428,26 @@ def publish(ctx: RunContext, state: dict) -> dict:
     docs_links = {gr["hop"]: f"gx_docs/index_{gr['hop']}.html" for gr in gate_rows if gr["docs_uri"]}
 
     data_uri = ctx.storage.write_parquet(ctx.published("data.parquet"), blended)
-    checks = ctx.storage.read_parquet(state["checks_uri"])
     published_ids = set(blended.loc[blended["_sc_created_in"] == version_id, "_sc_row_id"])
-    syn_dcr = checks.loc[checks["_sc_row_id"].isin(published_ids), "dcr"].to_numpy()
-    holdout_dcr = ctx.storage.read_parquet(state["holdout_dcr_uri"])["dcr"].to_numpy()
     counts = blended["_sc_origin"].value_counts().to_dict()
     carried = int((blended["_sc_origin"].eq("synthetic") & blended["_sc_created_in"].ne(version_id)).sum())
+    metric = evaluation_metrics.get("metric") or "utility"
+    figures = ctx.modality.summary_figures(verification_metrics)
     summary = {
-        "dataset_version": version_id, "spec": ctx.spec.name, "logical_date": ctx.logical_date.isoformat(),
+        "dataset_version": version_id, "spec": ctx.spec.name, "modality": ctx.spec.modality,
+        "logical_date": ctx.logical_date.isoformat(),
         "run_id": ctx.run_id, "run_kind": ctx.run_kind, "generators": ctx.spec.generators_key(),
         "generation": state.get("generation", 0),
         "rows": len(blended), "real_rows": int(counts.get("real", 0)), "synthetic_rows": int(counts.get("synthetic", 0)),
-        "carried_rows": carried, "quality_score": verification_metrics["quality_score"],
-        "dcr_closer_share": verification_metrics["dcr_closer_share"],
-        f"trtr_{evaluation_metrics['metric']}": evaluation_metrics["trtr"],
-        f"tstr_{evaluation_metrics['metric']}": evaluation_metrics["tstr"],
-        f"blend_{evaluation_metrics['metric']}": evaluation_metrics["blend"],
+        "carried_rows": carried, **figures,
+        f"trtr_{metric}": evaluation_metrics.get("trtr"),
+        f"tstr_{metric}": evaluation_metrics.get("tstr"),
+        f"blend_{metric}": evaluation_metrics.get("blend"),
     }
     report = render_report(
         title=f"synthchain · {ctx.spec.name} · {ctx.logical_date.isoformat()} · version {version_id}",
-        summary=summary, real=train, synth=synthetic, profile=profile, synthetic_dcr=syn_dcr,
-        holdout_dcr=holdout_dcr, privacy_threshold=state.get("privacy_threshold"), evaluation=evaluation_metrics,
-        gates=gate_rows, drops=state.get("dropped_by", {}), docs_links=docs_links,
+        summary=summary, sections=ctx.modality.report_sections(ctx.hop_data(state), train, synthetic, published_ids),
+        evaluation=evaluation_metrics, gates=gate_rows, drops=state.get("dropped_by", {}), docs_links=docs_links,
         collapse_history=[{"generation": a["generation"], "values": (a["metrics"] or {}).get("collapse", {})}
                           for a in ctx.store.ancestry(version_id)],
         collapse_verdicts=(ctx.store.version(version_id)["metrics"] or {}).get("collapse_verdicts"),
@@ -480,7 +456,7 @@ def publish(ctx: RunContext, state: dict) -> dict:
 
     content_hash = _content_hash(blended)
     manifest = {
-        **summary,
+        **summary, "verification_figures": list(figures),
         "schema": {c: str(t) for c, t in blended.dtypes.items()},
         "data_uri": data_uri, "report_uri": report_uri,
         "parent_version_id": state.get("parent_version_id") if carried else None,

@@ -118,8 +118,7 @@ def html_table(rows: list[dict], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_report(*, title: str, summary: dict, real: pd.DataFrame, synth: pd.DataFrame, profile: Profile,
-                  synthetic_dcr: np.ndarray, holdout_dcr: np.ndarray, privacy_threshold: float | None,
+def render_report(*, title: str, summary: dict, sections: list[tuple[str, str]],
                   evaluation: dict, gates: list[dict], drops: dict, docs_links: dict[str, str],
                   collapse_history: list[dict] | None = None, collapse_verdicts: list[dict] | None = None,
                   collapse_limits: dict[str, float] | None = None) -> str:
@@ -128,16 +127,14 @@ def render_report(*, title: str, summary: dict, real: pd.DataFrame, synth: pd.Da
                   "data docs": docs_links.get(g["hop"], "")} for g in gates]
     summary_rows = [{"figure": k, "value": (f"{v:.4f}" if isinstance(v, float) else v)} for k, v in summary.items()]
     drop_rows = [{"filter": k, "dropped": v} for k, v in drops.items()]
+    modality_sections = sections
     sections = [
         ("Summary", html_table(summary_rows, ["figure", "value"])),
         ("Gates", html_table(gate_rows, ["hop", "result", "expectations", "failed", "data docs"])),
-        ("Downstream utility", f'<img src="{utility_plot(evaluation)}">'),
-        ("Per-column distributions (real training vs published synthetic)",
-         f'<img src="{distributions_plot(real, synth, profile)}" style="max-width:100%">'),
-        ("Correlation difference", f'<img src="{correlation_plot(real, synth, profile)}">'),
-        ("Privacy: distance to closest record", f'<img src="{dcr_plot(synthetic_dcr, holdout_dcr, privacy_threshold)}">'),
-        ("Dropped rows by filter", html_table(drop_rows, ["filter", "dropped"])),
     ]
+    if evaluation.get("trtr") is not None:
+        sections.append(("Downstream utility", f'<img src="{utility_plot(evaluation)}">'))
+    sections += [*modality_sections, ("Dropped rows by filter", html_table(drop_rows, ["filter", "dropped"]))]
     if collapse_history:
         verdict_rows = [{**v, "trend": " → ".join(f"{x:.4f}" for x in v["trend"]),
                          **{k: f"{v[k]:.4f}" for k in ("value", "baseline", "degradation")}}

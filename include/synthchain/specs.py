@@ -22,6 +22,14 @@ class SpecError(ValueError):
     """A spec file cannot be used; the message names the file and the field."""
 
 
+class FieldError(ValueError):
+    """A cross-field check's failure that belongs to one field (so the message names that field)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,8 +59,61 @@ def is_sql_url(uri: str) -> bool:
 
 
 class HoldoutSpec(_Strict):
+    """Real rows no generator sees: a seeded fraction of the source, or a named real split (`source`)."""
+
     fraction: float = Field(0.2, gt=0.0, lt=0.9)
     seed: int = 0
+    source: SourceSpec | None = None
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_shorthand(cls, value: Any) -> Any:
+        return {"uri": value} if isinstance(value, str) else value
+
+
+class EvalSetSpec(_Strict):
+    """Texts that must never leak into published data (benchmarks, test sets)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    source: SourceSpec
+    column: str | None = Field(None, description="text column of the eval set (default: the spec's text columns)")
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_shorthand(cls, value: Any) -> Any:
+        return {"uri": value} if isinstance(value, str) else value
+
+
+class TextSpec(_Strict):
+    """Text-only checks and thresholds: record checks, filters and diversity gates."""
+
+    # record checks (verification)
+    length_quantiles: tuple[float, float] = Field((0.005, 0.995), description="real token-length band a text must fall in")
+    max_repeated_ngram_share: float = Field(0.35, ge=0.0, le=1.0, description="share of a text's 3-grams that repeat")
+    max_unknown_char_share: float = Field(0.02, ge=0.0, le=1.0, description="characters never seen in real text")
+    min_label_confidence: float = Field(0.1, ge=0.0, lt=1.0,
+                                        description="a real-trained classifier's probability for the stated label")
+    # memorisation and contamination (verbatim token spans)
+    memorisation_ngram: int = Field(13, ge=5, le=64)
+    contamination_ngram: int = Field(13, ge=5, le=64)
+    # filters
+    near_dup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash-LSH Jaccard for near duplicates")
+    semantic_threshold: float = Field(0.95, gt=0.0, le=1.0, description="embedding cosine for semantic duplicates")
+    off_distribution_threshold: float = Field(0.98, gt=0.5, le=1.0)
+    # gates
+    max_memorised_share: float = Field(0.05, ge=0.0, le=1.0)
+    max_duplicate_rate: float = Field(0.5, ge=0.0, le=1.0, description="exact + near duplicates among generated texts")
+    min_distinct_2: float = Field(0.2, ge=0.0, le=1.0)
+    min_vocab_ratio: float = Field(0.5, ge=0.0, description="synthetic/real vocabulary at equal token count")
+    min_tail_coverage: float = Field(0.0, ge=0.0, le=1.0)
+    max_label_tvd: float = Field(0.25, ge=0.0, le=1.0, description="per-label balance vs real (total variation)")
+
+    @field_validator("length_quantiles")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= value[0] < value[1] <= 1.0:
+            raise ValueError("need 0 <= low < high <= 1")
+        return value
 
 
 class GeneratorSpec(_Strict):
@@ -127,21 +188,12 @@ class GenerationsSpec(_Strict):
         return self.source == "previous_version"
 
 
-# Allowed degradation vs generation 0: relative for tail_coverage, variance_ratio and tstr, absolute for
-# correlation_drift and detection_auc. Set between the two modes in the lending_club experiment (3 chains
-# x 5 generations each): replace chains reached detection_auc +0.165..+0.185 at generation 1 and
-# correlation_drift up to 0.026, accumulate chains at most +0.096 and 0.008. A single chain's TSTR moves
-# ~10% by noise alone, hence its looser limit.
-DEFAULT_COLLAPSE_LIMITS = {
-    "tail_coverage": 0.045, "variance_ratio": 0.10, "correlation_drift": 0.015, "detection_auc": 0.13, "tstr": 0.15,
-}
-
-
 class CollapseSpec(_Strict):
     """Collapse monitors: allowed degradation against generation 0 (relative for ratio-like monitors)."""
 
     enforce: bool = Field(True, description="fail the evaluation gate when a monitor crosses its limit")
-    limits: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_COLLAPSE_LIMITS))
+    # Defaults per modality are filled in by DatasetSpec (synthchain.modalities.DEFAULT_COLLAPSE_LIMITS).
+    limits: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("limits")
     @classmethod
@@ -155,10 +207,18 @@ class CollapseSpec(_Strict):
 class DatasetSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
+    modality: str = Field("tabular", description="tabular | text (see synthchain.modalities)")
     source: SourceSpec
     drop_columns: list[str] = Field(default_factory=list)
-    target: str = Field(min_length=1)
-    task: Literal["classification", "regression"]
+    # tabular: the target column and task; text: derived from label_column
+    target: str | None = Field(None, min_length=1)
+    task: Literal["classification", "regression"] | None = None
+    # text: one text column (optionally labelled) or named fields of instruction data
+    text_column: str | None = None
+    label_column: str | None = None
+    fields: dict[str, str] | None = Field(None, description="instruction data: role -> column, e.g. instruction/response")
+    eval_sets: list[EvalSetSpec] = Field(default_factory=list)
+    text: TextSpec = TextSpec()
     holdout: HoldoutSpec = HoldoutSpec()
     generators: list[GeneratorSpec] = Field(min_length=1)
     target_rows: int = Field(gt=0, le=10_000_000)
@@ -186,11 +246,54 @@ class DatasetSpec(_Strict):
             raise ValueError(f"generator listed twice: {', '.join(dupes)}")
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _modality_defaults(cls, data: Any) -> Any:
+        """Text specs: the label column is the classification target; monitors default per modality."""
+        if not isinstance(data, dict):
+            return data
+        from .modalities import default_collapse_limits, known_modalities
+
+        modality = data.get("modality", "tabular")
+        if modality not in known_modalities():
+            raise ValueError(f"unknown modality {modality!r}; known: {known_modalities()}")
+        data = dict(data)
+        if modality == "text" and data.get("label_column") and "target" not in data:
+            data["target"] = data["label_column"]
+            data.setdefault("task", "classification")
+        collapse = data.get("collapse")
+        if collapse is None or (isinstance(collapse, dict) and "limits" not in collapse):
+            data["collapse"] = {**(collapse or {}), "limits": default_collapse_limits(modality)}
+        return data
+
     @model_validator(mode="after")
-    def _target_not_dropped(self) -> "DatasetSpec":
-        if self.target in self.drop_columns:
+    def _modality_fields(self) -> "DatasetSpec":
+        if self.modality == "tabular":
+            for name in ("target", "task"):
+                if not getattr(self, name):
+                    raise FieldError(name, "Field required (a tabular spec names its target column and task)")
+            for name in ("text_column", "fields", "label_column"):
+                if getattr(self, name):
+                    raise FieldError(name, "only valid with modality: text")
+            if self.eval_sets:
+                raise FieldError("eval_sets", "only valid with modality: text")
+        if self.modality == "text":
+            if bool(self.text_column) == bool(self.fields):
+                raise FieldError("text_column", "a text spec needs exactly one of 'text_column' or 'fields'")
+            if self.task == "regression":
+                raise FieldError("task", "text specs support classification labels only")
+            if self.label_column and self.label_column in self.text_columns:
+                raise FieldError("label_column", f"{self.label_column!r} is also a text column")
+        if self.target and self.target in self.drop_columns:
             raise ValueError(f"target column {self.target!r} is also in drop_columns")
         return self
+
+    @property
+    def text_columns(self) -> list[str]:
+        """The columns holding text (text specs): the text column, or the fields' columns in order."""
+        if self.text_column:
+            return [self.text_column]
+        return list((self.fields or {}).values())
 
     @property
     def blend_mode(self) -> str:
@@ -240,8 +343,13 @@ def stable_hash(obj: Any) -> str:
 def format_validation_error(origin: str, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{origin}: field '{loc}': {err['msg']}")
+        loc = ".".join(str(p) for p in err["loc"])
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):  # a cross-field check: name the field it is about
+            loc, msg = ".".join(filter(None, [loc, cause.field])), str(cause)
+        else:
+            msg = err["msg"]
+        lines.append(f"{origin}: field '{loc or '(top level)'}': {msg}")
     return "\n".join(lines)
 
 
@@ -263,11 +371,19 @@ def load_spec(path: str | Path) -> DatasetSpec:
 
 
 def _resolve_relative_source(spec: DatasetSpec, path: Path) -> DatasetSpec:
-    uri = spec.source.uri
-    if "://" in uri or Path(uri).is_absolute():
-        return spec
-    resolved = str((path.parent / uri).resolve())
-    return spec.model_copy(update={"source": spec.source.model_copy(update={"uri": resolved})})
+    """Relative local sources (main, holdout split, eval sets) resolve against the spec file's folder."""
+    def resolve(source: SourceSpec) -> SourceSpec:
+        uri = source.uri
+        if "://" in uri or Path(uri).is_absolute():
+            return source
+        return source.model_copy(update={"uri": str((path.parent / uri).resolve())})
+
+    update: dict[str, Any] = {"source": resolve(spec.source)}
+    if spec.holdout.source:
+        update["holdout"] = spec.holdout.model_copy(update={"source": resolve(spec.holdout.source)})
+    if spec.eval_sets:
+        update["eval_sets"] = [e.model_copy(update={"source": resolve(e.source)}) for e in spec.eval_sets]
+    return spec.model_copy(update=update)
 
 
 def spec_dir() -> Path:

@@ -16,15 +16,16 @@ import numpy as np
 import pandas as pd
 
 from ..generation.base import to_float
-from ..profiling import Profile
 
 
 @dataclass
 class MonitorInput:
     real: pd.DataFrame  # real training rows (data columns only)
     synthetic: pd.DataFrame  # this version's new synthetic rows, after filtering
-    profile: Profile | None = None
+    profile: Any = None  # the modality's profile
     metrics: dict[str, Any] = field(default_factory=dict)  # figures earlier hops computed (tstr, detection_auc…)
+    holdout: pd.DataFrame | None = None  # real holdout rows (text: real-text perplexity)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # "real" / "synthetic" (text modality)
 
 
 class Monitor(ABC):
@@ -57,7 +58,7 @@ def monitors_for(modality: str) -> list[Monitor]:
     return [m for m in REGISTRY.values() if m.modality in (modality, "any")]
 
 
-def _continuous(profile: Profile) -> list[str]:
+def _continuous(profile) -> list[str]:
     return [n for n, c in profile.columns.items() if c.kind in ("numeric", "integer", "datetime") and c.n_unique > 1]
 
 

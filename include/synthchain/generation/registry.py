@@ -15,12 +15,14 @@ BUILTIN: dict[str, type[Generator]] = {
 }
 
 
-def resolve_class(name: str) -> type:
-    if name in BUILTIN:
-        return BUILTIN[name]
+def resolve_class(name: str, builtin: dict[str, type] | None = None) -> type:
+    """A built-in of the modality (`builtin`, tabular's by default) or an import path 'package.module:Class'."""
+    builtin = BUILTIN if builtin is None else builtin
+    if name in builtin:
+        return builtin[name]
     if ":" not in name:
         raise GeneratorError(
-            f"unknown generator {name!r}: use one of {sorted(BUILTIN)} or an import path 'package.module:Class'"
+            f"unknown generator {name!r}: use one of {sorted(builtin)} or an import path 'package.module:Class'"
         )
     module_name, _, attr = name.partition(":")
     try:
@@ -32,24 +34,24 @@ def resolve_class(name: str) -> type:
     return cls
 
 
-def family_of(name: str) -> str:
-    return getattr(resolve_class(name), "family", "custom")
+def family_of(name: str, builtin: dict[str, type] | None = None) -> str:
+    return getattr(resolve_class(name, builtin), "family", "custom")
 
 
-def effective_params(spec: GeneratorSpec) -> dict[str, Any]:
+def effective_params(spec: GeneratorSpec, builtin: dict[str, type] | None = None) -> dict[str, Any]:
     """Version defaults overlaid with the spec's params (what actually runs; hashed in provenance)."""
-    cls = resolve_class(spec.name)
+    cls = resolve_class(spec.name, builtin)
     versions = getattr(cls, "VERSIONS", {})
-    if spec.name in BUILTIN and spec.version not in versions:
+    if spec.name in (BUILTIN if builtin is None else builtin) and spec.version not in versions:
         raise GeneratorError(
             f"generator {spec.name!r} has no version {spec.version!r}; known versions: {sorted(versions)}"
         )
     return {**versions.get(spec.version, {}), **spec.params}
 
 
-def build_generator(spec: GeneratorSpec) -> Any:
-    cls = resolve_class(spec.name)
-    params = effective_params(spec)
+def build_generator(spec: GeneratorSpec, builtin: dict[str, type] | None = None) -> Any:
+    cls = resolve_class(spec.name, builtin)
+    params = effective_params(spec, builtin)
     try:
         return cls(**params)
     except TypeError as exc:

@@ -1,0 +1,132 @@
+"""The tabular modality: records with typed columns (the copula and CART generators, DCR privacy).
+
+It plugs the existing tabular blocks (profiling, verification, filtering, evaluation,
+report plots) into the modality contract; their behaviour is unchanged.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from .. import gates as g
+from ..collapse.monitors import MonitorInput
+from ..evaluation import evaluate
+from ..filtering import FilterInput, RowFilter, default_filters
+from ..generation import build_generator, effective_params, family_of
+from ..modality import HopData, Modality, Verified, data_columns
+from ..profiling import Profile, profile_frame, split_holdout
+from ..sources import load_real_data
+from ..verification import verify
+
+
+class TabularModality(Modality):
+    name = "tabular"
+
+    # --- profiling -------------------------------------------------------------------------------
+    def load_real(self, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
+        real = load_real_data(spec)
+        return split_holdout(real, spec.holdout.fraction, spec.holdout.seed,
+                             stratify=spec.target if spec.task == "classification" else None)
+
+    def profile(self, spec, train: pd.DataFrame) -> Profile:
+        return profile_frame(train, spec.target, spec.task)
+
+    def load_profile(self, data: dict) -> Profile:
+        return Profile.from_dict(data)
+
+    def profiling_batches(self, spec, train, holdout, profile) -> list[g.Batch]:
+        checks = [
+            g.expect("expect_table_row_count_to_be_between", min_value=spec.gates.min_real_rows),
+            g.expect("expect_column_values_to_not_be_null", column=spec.target),
+        ]
+        if spec.task == "classification":
+            checks.append(g.expect("expect_column_unique_value_count_to_be_between", column=spec.target, min_value=2))
+        holdout_checks = [g.expect("expect_table_row_count_to_be_between", min_value=1),
+                          g.expect("expect_column_values_to_not_be_null", column=spec.target)]
+        return [g.Batch("real_train", g.as_profile_types(train, profile), checks),
+                g.Batch("holdout", holdout, holdout_checks)]
+
+    def record_suite(self, spec, profile: Profile) -> list[g.Expectation]:
+        return g.profile_expectations(profile, strict=False)
+
+    # --- generation ------------------------------------------------------------------------------
+    def build_generator(self, gen):
+        return build_generator(gen)
+
+    def effective_params(self, gen) -> dict[str, Any]:
+        return effective_params(gen)
+
+    def generator_family(self, name: str) -> str:
+        return family_of(name)
+
+    def output_columns(self, profile: Profile) -> list[str]:
+        return list(profile.columns)
+
+    def generation_batches(self, spec, synthetic, profile, suite) -> list[g.Batch]:
+        return [g.Batch("synthetic", g.as_profile_types(synthetic, profile),
+                        suite + [g.expect("expect_table_row_count_to_equal", value=spec.target_rows)])]
+
+    # --- verification ----------------------------------------------------------------------------
+    def verify(self, data: HopData, synthetic: pd.DataFrame) -> Verified:
+        metrics, checks, holdout_dcr = verify(synthetic, data.train, data.holdout, data.profile)
+        limits = data.spec.gates
+        return Verified(
+            metrics=metrics, checks=checks,
+            expectations=[g.threshold("quality_score", min_value=limits.min_quality_score),
+                          g.threshold("dcr_closer_share", max_value=limits.max_dcr_closer_share),
+                          g.threshold("constraint_violation_rate", max_value=limits.max_constraint_violation_rate)],
+            extras={"holdout_dcr": pd.DataFrame({"dcr": holdout_dcr})},
+            summary={"quality_score": metrics["quality_score"], "dcr_closer_share": metrics["dcr_closer_share"]})
+
+    # --- filtering -------------------------------------------------------------------------------
+    def filters(self, spec) -> list[RowFilter]:
+        return default_filters(spec.filtering.privacy_quantile, spec.filtering.off_distribution_threshold)
+
+    def filter_input(self, data: HopData, synthetic: pd.DataFrame, checks: pd.DataFrame) -> FilterInput:
+        return FilterInput(synthetic, checks, data.train, data.profile, data.extra("holdout_dcr")["dcr"].to_numpy(),
+                           data.seed("filter"))
+
+    def kept_checks(self, data: HopData, kept) -> tuple[list[g.Batch], dict]:
+        profile = data.profile
+        return [g.Batch("kept", g.as_profile_types(data_columns(kept), profile),
+                        g.profile_expectations(profile, strict=True))], {}
+
+    # --- blending --------------------------------------------------------------------------------
+    def blend_batches(self, data: HopData, blended) -> list[g.Batch]:
+        spec, profile = data.spec, data.profile
+        classes = [g.expect("expect_column_distinct_values_to_contain_set", column=spec.target,
+                            value_set=sorted(profile.columns[spec.target].categories))] \
+            if spec.task == "classification" else []
+        return [g.Batch("blend", g.as_profile_types(blended, profile), [
+            g.expect("expect_table_columns_to_match_set", column_set=list(profile.columns), exact_match=True),
+            g.expect("expect_column_values_to_not_be_null", column=spec.target), *classes])]
+
+    # --- evaluation ------------------------------------------------------------------------------
+    def evaluate(self, data: HopData, real, kept, blended) -> dict:
+        return evaluate(real, kept, blended, data.frame("holdout_uri"), data.spec.target, data.spec.task,
+                        seed=data.seed("evaluate"))
+
+    def monitor_input(self, data: HopData, real, kept, evaluation) -> MonitorInput:
+        return MonitorInput(real, kept, data.profile, {"detection_auc": data.state.get("detection_auc"),
+                                                       "tstr": evaluation.get("tstr")})
+
+    # --- report ----------------------------------------------------------------------------------
+    def summary_figures(self, verification: dict) -> dict[str, Any]:
+        return {"quality_score": verification["quality_score"], "dcr_closer_share": verification["dcr_closer_share"]}
+
+    def report_sections(self, data: HopData, real, synth, published_ids) -> list[tuple[str, str]]:
+        from ..report import correlation_plot, dcr_plot, distributions_plot
+
+        checks = data.frame("checks_uri")
+        syn_dcr = checks.loc[checks["_sc_row_id"].isin(published_ids), "dcr"].to_numpy()
+        holdout_dcr = data.extra("holdout_dcr")["dcr"].to_numpy()
+        profile = data.profile
+        return [
+            ("Per-column distributions (real training vs published synthetic)",
+             f'<img src="{distributions_plot(real, synth, profile)}" style="max-width:100%">'),
+            ("Correlation difference", f'<img src="{correlation_plot(real, synth, profile)}">'),
+            ("Privacy: distance to closest record",
+             f'<img src="{dcr_plot(syn_dcr, holdout_dcr, data.state.get("privacy_threshold"))}">'),
+        ]
+
