@@ -11,6 +11,9 @@ DEMO_ENV := AIRFLOW_HOME=$(DEMO)/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/da
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	SYNTHCHAIN_HOME=$(DEMO) SYNTHCHAIN_STORAGE=$(DEMO)/storage HF_HUB_OFFLINE=1 GX_ANALYTICS_ENABLED=False
 
+# The two demo DAGs: tabular records and labelled text.
+DEMO_SPECS := lending_club fine_foods
+
 .PHONY: install demo test bench clean
 
 install: $(VENV)/.installed
@@ -25,10 +28,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 demo: install
 	mkdir -p $(DEMO)
 	$(DEMO_ENV) $(BIN)/airflow db migrate > $(DEMO)/airflow-migrate.log 2>&1
-	$(DEMO_ENV) $(BIN)/airflow dags test synthchain__lending_club $(TODAY) > $(DEMO)/dag-test.log 2>&1 \
-		|| { tail -50 $(DEMO)/dag-test.log; exit 1; }
-	@echo "Airflow run log: $(DEMO)/dag-test.log"
-	$(DEMO_ENV) $(BIN)/synthchain summary --spec lending_club
+	@for spec in $(DEMO_SPECS); do \
+		echo "running synthchain__$$spec through Airflow (log: $(DEMO)/dag-test-$$spec.log)"; \
+		$(DEMO_ENV) $(BIN)/airflow dags test synthchain__$$spec $(TODAY) > $(DEMO)/dag-test-$$spec.log 2>&1 \
+			|| { tail -50 $(DEMO)/dag-test-$$spec.log; exit 1; }; \
+	done
+	@for spec in $(DEMO_SPECS); do $(DEMO_ENV) $(BIN)/synthchain summary --spec $$spec || exit 1; done
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -40,6 +45,9 @@ bench: install
 	.venv-bench/bin/pip install -q --no-deps -e .
 	.venv-bench/bin/python bench/copula_vs_sdv.py
 	$(BIN)/python bench/provenance_write.py
+	$(BIN)/python bench/neardup_vs_datasketch.py
+	$(BIN)/python bench/ngram_vs_nltk.py
+	$(DEMO_ENV) $(BIN)/python bench/text_pipeline.py
 
 clean:
 	rm -rf $(DEMO) .airflow

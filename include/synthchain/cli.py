@@ -177,8 +177,12 @@ def cmd_collapse_pipeline(args) -> int:
         print(json.dumps({"summary": out["summary"], "curves": out["curves"], "report_uri": out["report_uri"]},
                          default=str))
         return 0
-    columns = ["mode", "generation", "reps", "tail_coverage", "detection_auc", "variance_ratio",
-               "correlation_drift", "tstr", "blend", "flagged_share"]
+    from .collapse.monitors import monitors_for
+    from .modalities import modality_of
+
+    modality_of(spec)  # imports the modality, which registers its monitors
+    columns = ["mode", "generation", "reps", *dict.fromkeys([m.name for m in monitors_for(spec.modality)] + ["tstr"]),
+               "blend", "flagged_share"]
     _print_table([{k: (f"{c[k]:.4f}" if isinstance(c.get(k), float) else c.get(k)) for k in columns}
                   for c in out["curves"]], columns)
     for mode, fig in out["summary"].items():

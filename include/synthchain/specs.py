@@ -99,7 +99,10 @@ class TextSpec(_Strict):
     # filters
     near_dup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash-LSH Jaccard for near duplicates")
     semantic_threshold: float = Field(0.95, gt=0.0, le=1.0, description="embedding cosine for semantic duplicates")
-    off_distribution_threshold: float = Field(0.98, gt=0.5, le=1.0)
+    off_distribution_threshold: float = Field(0.9, gt=0.5, le=1.0,
+                                              description="p(synthetic) of a real-vs-synthetic classifier")
+    max_off_distribution_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="the off-distribution filter drops at most this most-detectable share")
     # gates
     max_memorised_share: float = Field(0.05, ge=0.0, le=1.0)
     max_duplicate_rate: float = Field(0.5, ge=0.0, le=1.0, description="exact + near duplicates among generated texts")

@@ -51,12 +51,15 @@ def run_mode(spec: DatasetSpec, mode: str, generations: int, storage: Storage, s
         flagged = sorted(v["monitor"] for v in metrics.get("collapse_verdicts", []) if v["tripped"])
         rows.append({"mode": mode, "rep": rep, "generation": version["generation"], "version": version["id"],
                      **{k: metrics.get("collapse", {}).get(k) for k in REGISTRY},
+                     "tstr": metrics["evaluation"].get("tstr"),  # a monitor for tabular; the same figure for text
                      "trtr": metrics["evaluation"]["trtr"], "blend": metrics["evaluation"]["blend"],
                      "flagged": flagged})
     return rows
 
 
-FIGURES = [*REGISTRY, "blend"]
+def figures() -> list[str]:
+    """Every registered monitor (text ones register on import of the text modality), then the blend's utility."""
+    return list(dict.fromkeys([*REGISTRY, "tstr", "blend"]))
 
 
 def mean_curves(rows: list[dict]) -> list[dict]:
@@ -67,7 +70,7 @@ def mean_curves(rows: list[dict]) -> list[dict]:
             group = [r for r in rows if r["mode"] == mode and r["generation"] == generation]
             entry = {"mode": mode, "generation": generation, "reps": len(group),
                      "flagged_share": float(np.mean([bool(r["flagged"]) for r in group]))}
-            for key in FIGURES:
+            for key in figures():
                 values = np.array([r[key] for r in group if r.get(key) is not None], dtype=float)
                 entry[key] = float(values.mean()) if values.size else None
                 entry[f"{key}_se"] = float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else None
@@ -84,7 +87,9 @@ def summarise(rows: list[dict]) -> dict:
                   for rep in sorted({r["rep"] for r in rows if r["mode"] == mode})]
         first_flags = [next((r for r in chain if r["flagged"]), None) for chain in chains]
         tstr0 = series[0]["tstr"]
-        tail0 = series[0]["tail_coverage"]
+        tail = "tail_coverage" if series[0].get("tail_coverage") is not None else "text_tail_coverage"
+        tail0 = series[0].get(tail)
+        monitors = [m for m in REGISTRY if series[0].get(m) is not None]
 
         def drop(values: list[float], base: float) -> list[float]:
             return [(base - v) / base for v in values]
@@ -107,12 +112,16 @@ def summarise(rows: list[dict]) -> dict:
                 f is not None and (b is None or f["generation"] < b) for f, b in zip(first_flags, blend_over_2pct)),
             "mean_blend": [c["blend"] for c in series],
             "mean_tstr": [c["tstr"] for c in series],
-            "mean_tail_coverage": [c["tail_coverage"] for c in series],
-            "mean_detection_auc": [c["detection_auc"] for c in series],
+            "mean_tail_coverage": [c.get(tail) for c in series],
+            "mean_detection_auc": [c.get("detection_auc") for c in series],
             "tstr_drop_final": drop([series[-1]["tstr"]], tstr0)[0],
-            "tail_coverage_drop_final": drop([series[-1]["tail_coverage"]], tail0)[0] if tail0 else None,
+            "tail_coverage_drop_final": drop([series[-1][tail]], tail0)[0] if tail0 else None,
             "tstr_monotone_decreasing": bool(np.all(np.diff([c["tstr"] for c in series]) < 0)),
-            "tail_coverage_monotone_decreasing": bool(np.all(np.diff([c["tail_coverage"] for c in series]) < 0)),
+            "tail_coverage_monotone_decreasing": bool(np.all(np.diff([c[tail] for c in series]) < 0)) if tail0 else None,
+            # For every monitor: does each generation move it the worse way (the collapse signature)?
+            "monotone_worse": {m: bool(np.all(np.diff([c[m] for c in series]) * (-1 if REGISTRY[m].higher_is_better else 1) > 0))
+                               for m in monitors},
+            "final_degradation": {m: REGISTRY[m].degradation(series[0][m], series[-1][m]) for m in monitors},
         }
     return out
 
@@ -136,8 +145,8 @@ def trend_plot(curves: list[dict], monitor: str) -> str:
 
 def render(rows: list[dict], summary: dict, theory: list[dict] | None = None) -> str:
     curves = mean_curves(rows)
-    figures = [f for f in FIGURES if any(c.get(f) is not None for c in curves)]
-    plots = "".join(f'<img src="{trend_plot(curves, f)}">' for f in figures)
+    shown = [f for f in figures() if any(c.get(f) is not None for c in curves)]
+    plots = "".join(f'<img src="{trend_plot(curves, f)}">' for f in shown)
 
     def fmt(v) -> str:
         if isinstance(v, float):
@@ -149,9 +158,9 @@ def render(rows: list[dict], summary: dict, theory: list[dict] | None = None) ->
     summary_rows = [{"mode": mode, **{k: fmt(v) for k, v in fig.items()}} for mode, fig in summary.items()]
     parts = [
         "<h2>Monitors over generations (mean ± standard error over repetitions)</h2>", plots,
-        "<h2>Mean curves</h2>", html_table(curve_rows, ["mode", "generation", "reps", *figures, "flagged_share"]),
+        "<h2>Mean curves</h2>", html_table(curve_rows, ["mode", "generation", "reps", *shown, "flagged_share"]),
         "<h2>Summary</h2>", html_table(summary_rows, ["mode", *next(iter(summary.values())).keys()]),
-        "<h2>Every chain</h2>", html_table(chain_rows, ["mode", "rep", "generation", "version", *figures, "flagged"]),
+        "<h2>Every chain</h2>", html_table(chain_rows, ["mode", "rep", "generation", "version", *shown, "flagged"]),
     ]
     if theory:
         parts += ["<h2>Theory: simulation vs closed form</h2>",

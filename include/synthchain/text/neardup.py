@@ -1,25 +1,36 @@
-"""Near-duplicate texts: MinHash-LSH on datasketch's scheme, hashed in numpy batches, confirmed by true Jaccard.
+"""Near-duplicate texts: datasketch's MinHash-LSH, computed for a whole corpus at once, confirmed by true Jaccard.
 
-Why not datasketch's classes as they are: one `MinHash` object per document updates its 128
-permutations one shingle at a time in Python, and `MinHashLSH` stores and queries documents one
-by one (about 2.2k docs/s here). The maths is datasketch's own: its permutation parameters
-(`MinHash(num_perm, seed).permutations`), its hash (a*h + b mod 2^61-1, low 32 bits), and its
-band/row choice (`datasketch.lsh._optimal_param`). What changes is the batching: every distinct
-shingle of the corpus is permuted once in numpy, signatures are per-text minima taken with
-`np.minimum.reduceat`, and bands are hashed as vectors with collisions found by sorting.
+Why not datasketch's classes as they are: a `MinHash` per document hashes its shingles one at a
+time in Python and `MinHashLSH` stores and queries documents one by one (1.4-2.2k docs/s here).
+The maths stays datasketch's: its permutations and scheme (`MinHash(num_perm, seed)`: fmix32, then
+a*h+b mod 2^32 in datasketch 2; the legacy mod-prime scheme of older versions is followed too) and
+its band/row optimiser (`datasketch.lsh._optimal_param`). A text's signature equals that of
+`MinHash(num_perm, seed=seed, hashfunc=shingle_hash)` updated with its shingles. What changes is
+the batching: the words of thousands of texts are found and hashed at once in numpy; each
+permutation is applied to blocks of texts laid out shingle-major, so a text's minimum is a
+vertical SIMD minimum (`np.minimum.reduceat` per text measured 3.5x slower); band collisions are
+found with a hash table per band over the whole corpus (0.18 s for 200k texts, where bulk-inserting
+the same signatures into `MinHashLSH` and querying each text took 13.4 s).
 
-Shingles are the set of normalised words (case and ASCII punctuation folded), as in datasketch's
-README. A word swap leaves the set unchanged and a character edit or an insert changes one or
-two of its members, so planted near duplicates stay above the threshold: recall 0.993 and
-precision 1.0 on the benchmark's 20k planted pairs (bench/neardup_vs_datasketch.py). Word order
-is ignored, a known limit for long texts; the semantic and n-gram filters look at order.
+Shingles are word n-grams of `tokens.normalize(text)` (case and punctuation folded); n = 1 by
+default, the word set of datasketch's README. Share of the benchmark's 20k planted near-duplicate
+pairs whose true Jaccard reaches 0.8, the ceiling on recall (bench/neardup_vs_datasketch.py):
+words 0.996, word 2-grams 0.69, word 3-grams 0.51, character 3/4/5-grams 0.998/0.982/0.941.
+A word swap or a one-letter edit changes one or two members of the word set but several n-grams;
+character 3-grams do as well, but a text has six times as many of them to hash (141 against 25).
+Measured with these shingles: recall 0.993, precision 1.0. The price: word order is ignored (a
+shuffled text is a duplicate); `shingle_size` > 1 brings order in, at lower recall.
 
-LSH only proposes candidates. A text is dropped only when its true Jaccard with an earlier
-text that is itself kept reaches the threshold, so band collisions never chain unrelated
-texts together (A~B and B~C never drop C for A unless C is confirmed against a kept text).
+LSH only proposes candidate pairs; each is confirmed by the true Jaccard of the two shingle sets.
+Texts are then taken in order and a text is dropped only when it is confirmed >= threshold against
+an earlier text that is itself kept. So every dropped text is a near duplicate of a text that stays,
+and a chain A~B, B~C never drops C for A: with B dropped, C stays unless C itself reaches the
+threshold with A. (Union-find over confirmed edges would merge the chain and drop C for A however
+unlike they are.)
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,243 +41,442 @@ import pandas as pd
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
+from .tokens import normalize
 
-_PRIME = np.uint64((1 << 61) - 1)
-_MAX_HASH = np.uint64((1 << 32) - 1)
-BIG_BUCKET = 32  # a band bucket larger than this pairs its members with its first few only
+# Recall-weighted band choice: a false candidate costs one exact Jaccard, a missed one is a kept duplicate.
+# On the benchmark, datasketch's default (0.5, 0.5) gives 9 bands x 13 rows and recall 0.969; (0.1, 0.9)
+# gives 14 x 9 and 0.993 for 3% more candidates; (0.05, 0.95) 16 x 8 and 0.995, but 15% more time.
+FALSE_POSITIVE_WEIGHT, FALSE_NEGATIVE_WEIGHT = 0.1, 0.9
+# A band bucket larger than this (many near-identical texts) pairs each member with its first few only,
+# so that candidates stay linear in the corpus size.
+BIG_BUCKET, BIG_BUCKET_PARTNERS = 64, 8
+_TEXTS_PER_CHUNK = 16_384  # texts hashed together: their byte-level working arrays peak near 32 MB
+_BLOCK_SLOTS = 1 << 16  # shingle slots per signature block: the block and its permuted copy stay in L2
+_THREADS = max(1, min(4, os.cpu_count() or 1))
+_M64 = (1 << 64) - 1
+_WORD_BASE = 0xC2B2AE3D27D4EB4F  # odd: position weights of the words in an n-gram
 
 
-@dataclass
+@dataclass(frozen=True)
 class NearDuplicates:
-    keep: np.ndarray  # bool per text
-    duplicate_of: np.ndarray  # index of the kept text it duplicates, -1 when kept
-    jaccard: np.ndarray  # true Jaccard with that text, NaN when kept
-    candidate_pairs: int
-    confirmed_pairs: int
+    keep: np.ndarray  # bool per text: False for a later text of a near-duplicate group
+    duplicate_of: np.ndarray  # int64: index of the kept text it duplicates, -1 when kept
+    jaccard: np.ndarray  # float64: true Jaccard with that text, NaN when kept
+    candidate_pairs: int  # pairs proposed by LSH, plus exact repeats
+    confirmed_pairs: int  # of which true Jaccard >= threshold
 
 
-@cache
-def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    a, b = MinHash(num_perm=num_perm, seed=seed).permutations
-    return a.astype(np.uint64), b.astype(np.uint64)
+# ---------------------------------------------------------------- shingles
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser, in place (a bijection that spreads every input bit over the output)."""
+    shifted = np.empty_like(h)
+    with np.errstate(over="ignore"):
+        for multiplier in (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, None):
+            np.bitwise_xor(h, np.right_shift(h, np.uint64(33), out=shifted), out=h)
+            if multiplier:
+                np.multiply(h, np.uint64(multiplier), out=h)
+    return h
 
 
-# Case and ASCII punctuation folded in one bytes.translate pass (what tokens.normalize does with regexes):
-# letters lower-cased, punctuation and whitespace become spaces, newline stays the text separator.
-_FOLD = bytes.maketrans(
-    bytes(range(65, 91)) + bytes(c for c in range(128) if not chr(c).isalnum() and chr(c) not in "_\n"),
-    bytes(range(97, 123)) + b" " * sum(1 for c in range(128) if not chr(c).isalnum() and chr(c) not in "_\n"))
-_BASE = 0x9E3779B97F4A7C15  # odd, so it is invertible modulo 2^64
-_BASE_INV = pow(_BASE, -1, 2**64)
-_TEXTS_PER_CHUNK = 20_000
+def _fmix64_int(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & _M64
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & _M64
+    return h ^ (h >> 33)
+
+
+def _word_hash_int(word: bytes) -> int:
+    h = 0
+    for k in range(0, len(word), 8):
+        block = int.from_bytes(word[k:k + 8], "little")
+        h = block if k == 0 else _fmix64_int(h) ^ block
+    return _fmix64_int(h)
+
+
+def shingle_hash(shingle: bytes) -> int:
+    """32-bit hash of one shingle (its words joined by single spaces), usable as a datasketch `hashfunc`.
+
+    The scalar twin of the batched hashing: `MinHash(num_perm, seed=seed, hashfunc=shingle_hash)`
+    updated with a text's shingles has the signature `minhash_signatures` gives it.
+    """
+    h = 0
+    for k, word in enumerate(shingle.split(b" ")):
+        h = (h + _word_hash_int(word) * pow(_WORD_BASE, k, 1 << 64)) & _M64
+    h = _fmix64_int(h)
+    return (h ^ (h >> 32)) & 0xFFFFFFFF
+
+
+# Bytes other than [a-z0-9_] and non-ASCII become word breaks: for an ASCII text, lower() then this
+# table splits words exactly where normalize() does (its \w is [A-Za-z0-9_] on ASCII characters).
+# No byte of a word is then 0, so zero padding below cannot make two words alike.
+_BREAKS = bytes(b if (b < 128 and (chr(b).isalnum() or chr(b) == "_")) or b >= 128 else 32 for b in range(256))
+_LOW_BYTES = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [_M64], dtype=np.uint64)
 
 
 def _word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(text index, 64-bit hash) of every word occurrence, in order, without making a Python string per word.
+    """(index of each text's first word, 64-bit hash per word) for the words of `normalize(text)`.
 
-    Polynomial hashes of byte spans come from one prefix sum: hash(word) = (P[end] - P[start]) * B^-start
-    modulo 2^64, so a word hashes the same wherever it stands.
+    No Python object per word: the texts are one byte buffer, a word is a run of non-space bytes,
+    and its hash is built from its 8-byte little-endian blocks, read straight from the buffer
+    (for most words that is one read, exact, then fmix64). normalize() is a regex pass, costly at
+    corpus scale (2.6 s for 200k texts), so it runs only for non-ASCII texts, where case folding
+    and \\w need Unicode; ASCII texts get lower() and the byte table, to the same effect.
     """
-    data = np.frombuffer("\n".join(t.replace("\n", " ") for t in texts).encode("utf-8", "replace").translate(_FOLD),
-                         dtype=np.uint8)
-    word = ((data != 32) & (data != 10)).view(np.int8)
-    edges = np.diff(np.r_[np.int8(0), word, np.int8(0)])
+    encoded = [(t.lower() if t.isascii() else normalize(t)).encode() for t in texts]
+    sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    raw = b" ".join(encoded).translate(_BREAKS)
+    data = np.zeros(len(raw) + 8, dtype=np.uint8)  # 8 spare bytes: a block read may pass the end
+    data[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    in_word = np.zeros(len(raw) + 2, dtype=np.int8)
+    np.not_equal(data[:len(raw)], 32, out=in_word[1:-1].view(bool))
+    edges = np.diff(in_word)
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    doc = np.searchsorted(np.flatnonzero(data == 10), starts)
-    powers, inv_powers = _powers(data.size + 1)
+    first_word = np.searchsorted(starts, np.r_[0, np.cumsum(sizes + 1)[:-1]])
+    blocks = np.ndarray((len(raw),), dtype="<u8", buffer=data, strides=(1,))  # an 8-byte read at every byte
+    lengths = ends - starts
+    h = blocks[starts] & _LOW_BYTES[np.minimum(lengths, 8)]
+    longer, k = np.flatnonzero(lengths > 8), 8
+    while longer.size:
+        h[longer] = _fmix64(h[longer]) ^ (blocks[starts[longer] + k] & _LOW_BYTES[np.minimum(lengths[longer] - k, 8)])
+        k += 8
+        longer = longer[lengths[longer] > k]
+    return first_word, _fmix64(h)
+
+
+@dataclass(frozen=True)
+class _Shingles:
+    offsets: np.ndarray  # text i's shingle occurrences are [offsets[i], offsets[i + 1])
+    hashes: np.ndarray  # uint64 per occurrence (a text may repeat a shingle: sets are taken later)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated arange(start, start + length) for each (start, length)."""
+    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(int(lengths.sum()))
+
+
+def _shingles(texts: Sequence[str], shingle_size: int) -> _Shingles:
+    """Word n-grams per text; a text with fewer than n words (but some) is one shingle of all of them."""
+    first_word, word = _word_hashes(texts)
+    word_offsets = np.r_[first_word, word.size]
+    n, counts = shingle_size, np.diff(word_offsets)
+    if n == 1:
+        return _Shingles(word_offsets, _fmix64(word))
+    # A shingle starts at each word with n-1 more words in its text, or at the first word of a short text.
+    shingle_counts = np.where(counts >= n, counts - n + 1, np.minimum(counts, 1))
+    starts = _ranges(word_offsets[:-1], shingle_counts)
+    ends = np.repeat(word_offsets[1:], shingle_counts)
+    combined = np.zeros(starts.size, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        prefix = np.zeros(data.size + 1, dtype=np.uint64)
-        np.cumsum(data * powers[:data.size], out=prefix[1:])
-        return doc, (prefix[ends] - prefix[starts]) * inv_powers[starts]
+        for k in range(n):  # sum_k word[start + k] * W^k over the words the text has
+            present = starts + k < ends
+            combined[present] += word[starts[present] + k] * np.uint64(pow(_WORD_BASE, k, 1 << 64))
+    return _Shingles(np.r_[0, np.cumsum(shingle_counts)], _fmix64(combined))
 
 
-_POWERS: list[np.ndarray] = []
+# ---------------------------------------------------------------- signatures
+
+@cache
+def _permutations(num_perm: int, seed: int) -> tuple[str, np.ndarray, np.ndarray]:
+    m = MinHash(num_perm=num_perm, seed=seed)
+    a, b = m.permutations
+    return getattr(m, "scheme", "legacy"), a, b
 
 
-def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """B^k and B^-k modulo 2^64 for k < size (cumulative products, kept for the next chunk)."""
-    if not _POWERS or _POWERS[0].size < size:
-        size = max(size, 1 << 22)
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finaliser: datasketch's affine32 pre-mix of every input hash."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def _padded_widths(counts: np.ndarray) -> np.ndarray:
+    """Each count rounded up a ladder of widths at most 25% apart (exact up to 8)."""
+    ladder, top = list(range(1, 9)), int(counts.max(initial=1))
+    while ladder[-1] < top:
+        ladder.append(int(ladder[-1] * 1.25) + 1)
+    ladder = np.array(ladder)
+    return ladder[np.searchsorted(ladder, counts)]
+
+
+def _signatures(shingles: _Shingles, rows: np.ndarray, num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """MinHash signatures of the texts `rows` (each with shingles), as ((num_perm, m) uint32, text per column).
+
+    Columns come in order of shingle count, not in `rows` order: texts of similar length are laid
+    out as a (width, texts) block, a text's shingles down its column and padded by repeating them
+    (which leaves the minimum alone), so one permutation of a block is a multiply, an add and a
+    vertical minimum over contiguous rows. Putting columns back in text order would cost more than
+    the permutations (a random column scatter of 128 rows), so callers take the column order as is.
+    """
+    scheme, a, b = _permutations(num_perm, seed)
+    if scheme not in ("affine32", "legacy"):
+        raise ValueError(f"datasketch MinHash scheme {scheme!r} is not supported here")
+    hv = shingles.hashes ^ (shingles.hashes >> np.uint64(32))
+    if scheme == "affine32":
+        hv = _fmix32(hv.astype(np.uint32))
+    else:  # datasketch < 2: (a*h + b) mod (2^61 - 1), low 32 bits, computed in uint64 like datasketch
+        hv = hv & np.uint64(0xFFFFFFFF)
+        prime, low32 = np.uint64((1 << 61) - 1), np.uint64(0xFFFFFFFF)
+    counts = np.diff(shingles.offsets)[rows]
+    order = np.argsort(counts, kind="stable")
+    columns, counts = rows[order], counts[order]
+    widths = _padded_widths(counts)
+    sig = np.empty((num_perm, columns.size), dtype=np.uint32)
+    if not columns.size:
+        return sig, columns
+    blocks = []  # (first column, end column, width): texts of one width, at most _BLOCK_SLOTS slots
+    edges = np.flatnonzero(np.r_[True, widths[1:] != widths[:-1], True]).tolist()
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        step = max(1, _BLOCK_SLOTS // int(widths[lo]))
+        blocks += [(start, min(start + step, hi), int(widths[lo])) for start in range(lo, hi, step)]
+
+    def sign(block: tuple[int, int, int]) -> None:
+        lo, hi, width = block
+        slots = shingles.offsets[columns[lo:hi]] + np.arange(width)[:, None] % counts[lo:hi]
+        values = hv[slots]
+        permuted = np.empty_like(values)
         with np.errstate(over="ignore"):
-            pair = []
-            for base in (_BASE, _BASE_INV):
-                out = np.empty(size, dtype=np.uint64)
-                out[0] = 1
-                np.cumprod(np.full(size - 1, base, dtype=np.uint64), out=out[1:])
-                pair.append(out)
-        _POWERS[:] = pair
-    return _POWERS[0], _POWERS[1]
+            for p in range(num_perm):
+                np.multiply(values, a[p], out=permuted)  # wraps mod 2^32 (affine32) or 2^64 (legacy), as in datasketch
+                np.add(permuted, b[p], out=permuted)
+                if scheme == "legacy":
+                    np.bitwise_and(np.remainder(permuted, prime, out=permuted), low32, out=permuted)
+                sig[p, lo:hi] = permuted.min(axis=0)
+
+    with ThreadPoolExecutor(_THREADS) as pool:
+        list(pool.map(sign, blocks))
+    return sig, columns
 
 
-def shingle_sets(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(offsets, shingle ids, 32-bit hash per id): text i's shingles are ids[offsets[i]:offsets[i+1]].
-
-    Shingles are the normalised words; ids may repeat within a text, which changes neither a
-    minimum nor a set. Texts are hashed in chunks to bound memory.
-    """
-    docs, hashes = [], []
+def minhash_signatures(texts: Sequence[str], num_perm: int = 128, shingle_size: int = 1,
+                       seed: int = 1) -> np.ndarray:
+    """(n_texts, num_perm) uint32 signatures: datasketch's `MinHash(num_perm, seed=seed, hashfunc=shingle_hash)`
+    values over each text's shingles (all 2^32-1 for a text without words, like an empty MinHash)."""
+    out = np.full((len(texts), num_perm), np.uint32(0xFFFFFFFF), dtype=np.uint32)
     for lo in range(0, len(texts), _TEXTS_PER_CHUNK):
-        doc, h = _word_hashes(texts[lo:lo + _TEXTS_PER_CHUNK])
-        docs.append(doc + lo)
-        hashes.append(h)
-    doc = np.concatenate(docs) if docs else np.empty(0, dtype=np.int64)
-    # A hash table (pandas) numbers the distinct words; np.unique would sort all occurrences, 6x slower.
-    ids, vocab = pd.factorize(np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64))
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(doc, minlength=len(texts)), out=offsets[1:])
-    return offsets, ids.astype(np.int64), np.asarray(vocab, dtype=np.uint64) & _MAX_HASH
-
-
-def _signatures_by_perm(offsets: np.ndarray, ids: np.ndarray, id_hash: np.ndarray, num_perm: int,
-                        seed: int) -> np.ndarray:
-    """MinHash values as (num_perm, n_texts) uint32; texts without shingles get all-max columns.
-
-    A corpus has far fewer distinct shingles than shingle occurrences, so each distinct shingle is
-    permuted once (a table of shape (num_perm, distinct)). A text's signature is then, permutation
-    by permutation, the minimum over its shingles: a 1-D gather and `np.minimum.reduceat`, which
-    measured 8x faster than one 2-D reduceat over (shingles, num_perm). numpy releases the GIL in
-    both, so two threads split the permutations.
-    """
-    a, b = _permutations(num_perm, seed)
-    with np.errstate(over="ignore"):
-        table = (((id_hash[None, :] * a[:, None] + b[:, None]) % _PRIME) & _MAX_HASH).astype(np.uint32)
-    n = len(offsets) - 1
-    sig = np.full((num_perm, n), np.uint32(_MAX_HASH), dtype=np.uint32)
-    sizes = np.diff(offsets)
-    nonempty = np.flatnonzero(sizes > 0)
-    if not nonempty.size:
-        return sig
-    starts = offsets[nonempty] if nonempty.size == n else np.r_[0, np.cumsum(sizes[nonempty])[:-1]]
-
-    def run(perms: range) -> None:
-        gathered = np.empty(ids.size, dtype=np.uint32)
-        for p in perms:
-            np.take(table[p], ids, out=gathered)
-            if nonempty.size == n:
-                np.minimum.reduceat(gathered, starts, out=sig[p])
-            else:  # empty texts have no occurrences, so the gathered run skips them already
-                sig[p, nonempty] = np.minimum.reduceat(gathered, starts)
-
-    half = num_perm // 2
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(run, (range(0, half), range(half, num_perm))))
-    return sig
-
-
-def signatures(offsets: np.ndarray, ids: np.ndarray, id_hash: np.ndarray, num_perm: int = 128,
-               seed: int = 1) -> np.ndarray:
-    """MinHash signatures (n_texts, num_perm) as uint32 (datasketch's values for the same shingle hashes)."""
-    return np.ascontiguousarray(_signatures_by_perm(offsets, ids, id_hash, num_perm, seed).T)
-
-
-def _band_keys(sig_by_perm: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """One uint64 key per (text, band): the band's rows mixed by fixed odd multipliers."""
-    mix = np.random.default_rng(12345).integers(1, 2**63, size=rows, dtype=np.uint64) | np.uint64(1)
-    keys = np.zeros((sig_by_perm.shape[1], bands), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for band in range(bands):
-            column = np.zeros(sig_by_perm.shape[1], dtype=np.uint64)
-            for k in range(rows):
-                column += sig_by_perm[band * rows + k].astype(np.uint64) * mix[k]
-            keys[:, band] = column
-    return keys
-
-
-def _bucket_pairs(keys: np.ndarray) -> np.ndarray:
-    """Candidate (i, j), i < j, for texts sharing a key in any band (big buckets paired star-wise)."""
-    n = keys.shape[0]
-    found = []
-    for band in range(keys.shape[1]):
-        order = np.argsort(keys[:, band], kind="stable")
-        sorted_keys = keys[order, band]
-        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        sizes = np.diff(np.r_[starts, n])
-        for size in np.unique(sizes[sizes > 1]):
-            members = order[starts[sizes == size][:, None] + np.arange(size)]  # (buckets, size)
-            if size > BIG_BUCKET:  # e.g. many exact repeats: pair everyone with the first few only
-                members = np.sort(members, axis=1)
-                left, right = np.meshgrid(np.arange(4), np.arange(size), indexing="ij")
-                keep = right > left
-                left, right = left[keep], right[keep]
-            else:
-                left, right = np.triu_indices(size, 1)
-            found.append(np.stack([members[:, left].ravel(), members[:, right].ravel()], axis=1))
-    if not found:
-        return np.empty((0, 2), dtype=np.int64)
-    pairs = np.sort(np.concatenate(found).astype(np.int64), axis=1)
-    flat = np.unique(pairs[:, 0] * n + pairs[:, 1])
-    return np.stack([flat // n, flat % n], axis=1)
-
-
-def _jaccard(pairs: np.ndarray, offsets_a: np.ndarray, ids_a: np.ndarray, offsets_b: np.ndarray,
-             ids_b: np.ndarray) -> np.ndarray:
-    """True Jaccard of each pair's shingle sets (ids from the same vocabulary on both sides)."""
-    out = np.empty(len(pairs))
-    sets_a: dict[int, frozenset] = {}
-    sets_b: dict[int, frozenset] = {}
-    for k, (i, j) in enumerate(pairs):
-        if i not in sets_a:
-            sets_a[i] = frozenset(ids_a[offsets_a[i]:offsets_a[i + 1]].tolist())
-        if j not in sets_b:
-            sets_b[j] = frozenset(ids_b[offsets_b[j]:offsets_b[j + 1]].tolist())
-        union = len(sets_a[i] | sets_b[j])
-        out[k] = len(sets_a[i] & sets_b[j]) / union if union else 1.0
+        shingles = _shingles(texts[lo:lo + _TEXTS_PER_CHUNK], shingle_size)
+        sig, columns = _signatures(shingles, np.flatnonzero(np.diff(shingles.offsets) > 0), num_perm, seed)
+        out[lo + columns] = sig.T
     return out
 
 
+# ---------------------------------------------------------------- LSH bands
+
+@cache
 def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """datasketch's band/row choice, weighted towards recall: true Jaccard confirms every candidate."""
-    return _optimal_param(threshold, num_perm, false_positive_weight=0.2, false_negative_weight=0.8)
+    """(bands, rows) from datasketch's optimiser, weighted towards recall: exact Jaccard removes false candidates."""
+    return _optimal_param(threshold, num_perm, FALSE_POSITIVE_WEIGHT, FALSE_NEGATIVE_WEIGHT)
 
 
-def find_near_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm: int = 128,
-                         seed: int = 1) -> NearDuplicates:
-    """Keep the first text of each near-duplicate group; drop later texts confirmed against a kept one."""
+def _band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(bands, m) uint64: each band's rows mixed into one key. A rare collision of unlike bands only
+    adds a candidate, which its true Jaccard then rejects."""
+    mix = np.random.default_rng(12345).integers(1, 2**63, size=rows, dtype=np.uint64) | np.uint64(1)
+    keys = np.zeros((bands, sig.shape[1]), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            for k in range(rows):
+                keys[band] += sig[band * rows + k].astype(np.uint64) * mix[k]
+    return keys
+
+
+def _sequence_keys(shingles: _Shingles) -> np.ndarray:
+    """One uint64 per text for its exact shingle sequence (0 for none): sum_k fmix64(h_k * (2k + 1)), mixed
+    with the length. Equal sequences give equal keys; unequal ones collide with probability about 2^-64."""
+    counts = np.diff(shingles.offsets)
+    keys = np.zeros(counts.size, dtype=np.uint64)
+    nonempty = counts > 0
+    if nonempty.any():
+        position = np.arange(shingles.hashes.size) - np.repeat(shingles.offsets[:-1], counts)
+        with np.errstate(over="ignore"):
+            terms = _fmix64(shingles.hashes * (position.astype(np.uint64) * np.uint64(2) + np.uint64(1)))
+        keys[nonempty] = _fmix64(np.add.reduceat(terms, shingles.offsets[:-1][nonempty])
+                                 ^ counts[nonempty].astype(np.uint64))
+    return keys
+
+
+@dataclass(frozen=True)
+class _Sketch:
+    band_keys: np.ndarray  # (bands, n) uint64
+    has_words: np.ndarray  # (n,) bool: texts without words have no signature and are never matched
+    sequence: np.ndarray  # (n,) uint64 key of the exact shingle sequence
+
+
+def _sketch(texts: Sequence[str], bands: int, rows: int, num_perm: int, shingle_size: int, seed: int) -> _Sketch:
+    """Band keys and sequence key of every text, chunk by chunk. Only these bands + 1 numbers per text
+    outlive a chunk; the shingles of the texts whose pairs need a true Jaccard are rebuilt then, because
+    fresh memory is what costs here (a page fault took 14-20 us on the benchmark VM: keeping the corpus's
+    40 MB of shingle hashes would cost about 0.15 s, rebuilding the candidates' about 0.05 s)."""
     n = len(texts)
-    offsets, ids, id_hash = shingle_sets(texts)
-    bands, rows = lsh_params(threshold, num_perm)
-    pairs = _bucket_pairs(_band_keys(_signatures_by_perm(offsets, ids, id_hash, num_perm, seed), bands, rows))
-    jaccard = _jaccard(pairs, offsets, ids, offsets, ids)
-    confirmed = pairs[jaccard >= threshold]
-    confirmed_j = jaccard[jaccard >= threshold]
-    keep = np.ones(n, dtype=bool)
+    keys = np.zeros((bands, n), dtype=np.uint64)
+    has_words = np.zeros(n, dtype=bool)
+    sequence = np.zeros(n, dtype=np.uint64)
+    for lo in range(0, n, _TEXTS_PER_CHUNK):
+        shingles = _shingles(texts[lo:lo + _TEXTS_PER_CHUNK], shingle_size)
+        present = np.flatnonzero(np.diff(shingles.offsets) > 0)
+        has_words[lo + present] = True
+        sequence[lo:lo + shingles.offsets.size - 1] = _sequence_keys(shingles)
+        sig, columns = _signatures(shingles, present, num_perm, seed)
+        keys[:, lo + columns] = _band_keys(sig, bands, rows)
+    return _Sketch(keys, has_words, sequence)
+
+
+def _bucket_pairs(keys: np.ndarray, texts: np.ndarray) -> np.ndarray:
+    """Candidate (i, j), i < j, among `texts` sharing a band bucket (a big bucket: its first few members only).
+
+    `keys` holds the band keys of the whole corpus, (bands, n). Band by band, a hash table numbers
+    the keys and only texts whose bucket has company are kept, so no array of bands x n is built.
+    """
+    bucket_codes, members, seen = [], [], 0
+    for band_keys in keys:
+        codes, uniques = pd.factorize(band_keys[texts])
+        shared = np.bincount(codes, minlength=len(uniques))[codes] > 1
+        bucket_codes.append(codes[shared] + seen)
+        members.append(texts[shared])
+        seen += len(uniques)
+    bucket_codes = np.concatenate(bucket_codes) if bucket_codes else np.empty(0, dtype=np.int64)
+    members = np.concatenate(members) if members else np.empty(0, dtype=np.int64)
+    order = np.lexsort((members, bucket_codes))  # by bucket, then text order
+    bucket_codes, members = bucket_codes[order], members[order]
+    starts = np.flatnonzero(np.r_[True, bucket_codes[1:] != bucket_codes[:-1]])
+    sizes = np.diff(np.r_[starts, bucket_codes.size])
+    found = []
+    for size in _sorted_unique(sizes).tolist():
+        bucket = members[starts[sizes == size][:, None] + np.arange(size)]  # (buckets, size)
+        if size > BIG_BUCKET:
+            left, right = np.nonzero(np.arange(BIG_BUCKET_PARTNERS)[:, None] < np.arange(size))
+        else:
+            left, right = np.triu_indices(size, 1)
+        found.append(np.stack([bucket[:, left].ravel(), bucket[:, right].ravel()], axis=1))
+    return _unique_pairs(np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64))
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique by sorting (numpy 2's np.unique measured 100x slower than np.sort on 1M int64 here)."""
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
+
+
+def _unique_pairs(pairs: np.ndarray) -> np.ndarray:
+    if not len(pairs):
+        return np.empty((0, 2), dtype=np.int64)
+    pairs = pairs.astype(np.int64)
+    width = np.int64(pairs.max() + 1)
+    flat = _sorted_unique(pairs[:, 0] * width + pairs[:, 1])
+    return np.stack([flat // width, flat % width], axis=1)
+
+
+# ---------------------------------------------------------------- exact Jaccard
+
+_PAIRS_PER_CHUNK = 1 << 17
+
+
+def _jaccard(texts: Sequence[str], shingle_size: int, pairs: np.ndarray) -> np.ndarray:
+    """True Jaccard of each pair's shingle sets, by sorting (no Python loop per pair)."""
+    out = np.empty(len(pairs))
+    if not len(pairs):
+        return out
+    docs = _sorted_unique(pairs.ravel())
+    parts = [_shingles([texts[i] for i in docs[lo:lo + _TEXTS_PER_CHUNK].tolist()], shingle_size)
+             for lo in range(0, docs.size, _TEXTS_PER_CHUNK)]
+    counts = np.concatenate([np.diff(part.offsets) for part in parts])
+    ids, vocab = pd.factorize(np.concatenate([part.hashes for part in parts]))
+    v = np.int64(max(len(vocab), 1))
+    # Each involved text's set: its unique (text, shingle id) keys, sorted, so a text's set is one run.
+    keys = _sorted_unique(np.repeat(np.arange(docs.size, dtype=np.int64), counts) * v + ids)
+    set_offsets = np.r_[0, np.cumsum(np.bincount(keys // v, minlength=docs.size))]
+    set_ids, set_sizes = keys % v, np.diff(set_offsets)
+    for lo in range(0, len(pairs), _PAIRS_PER_CHUNK):
+        chunk = pairs[lo:lo + _PAIRS_PER_CHUNK]
+        a, b = np.searchsorted(docs, chunk[:, 0]), np.searchsorted(docs, chunk[:, 1])
+        tag = np.arange(len(chunk)) * v
+        # Both sets of every pair, tagged with the pair: a shingle in both shows up as two equal keys.
+        tagged = np.r_[np.repeat(tag, set_sizes[a]) + set_ids[_ranges(set_offsets[a], set_sizes[a])],
+                       np.repeat(tag, set_sizes[b]) + set_ids[_ranges(set_offsets[b], set_sizes[b])]]
+        tagged.sort()
+        shared = np.bincount(tagged[1:][tagged[1:] == tagged[:-1]] // v, minlength=len(chunk))
+        union = set_sizes[a] + set_sizes[b] - shared
+        out[lo:lo + len(chunk)] = np.divide(shared, union, out=np.ones(len(chunk)), where=union > 0)
+    return out
+
+
+# ---------------------------------------------------------------- public API
+
+def _first_of_repeats(sequence: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each text in `rows`, the first text of `rows` with the same sequence key (itself if none)."""
+    keys = sequence[rows]
+    order = np.argsort(keys, kind="stable")  # stable: the first of equal keys is the earliest text
+    new = np.r_[True, keys[order][1:] != keys[order][:-1]] if rows.size else np.empty(0, dtype=bool)
+    first = np.empty_like(rows)
+    first[order] = rows[order[new]][np.cumsum(new) - 1]
+    return first
+
+
+def find_near_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 1,
+                         seed: int = 1) -> NearDuplicates:
+    """Keep the first text of each near-duplicate group; drop a later text only when its true Jaccard with a
+    kept text reaches `threshold`. Texts without words are always kept (there is nothing to compare)."""
+    n = len(texts)
+    sketch = _sketch(texts, *lsh_params(threshold, num_perm), num_perm, shingle_size, seed)
+    with_words = np.flatnonzero(sketch.has_words)
+    # Exact repeats (same word sequence) are settled through their first occurrence, so that many
+    # copies of one text never fill an LSH bucket with a quadratic number of pairs.
+    first = _first_of_repeats(sketch.sequence, with_words)
+    is_first = first == with_words
+    representatives, repeats, origin = with_words[is_first], with_words[~is_first], first[~is_first]
+    pairs = _bucket_pairs(sketch.band_keys, representatives)
+    jaccard = _jaccard(texts, shingle_size, pairs)
+    confirmed = jaccard >= threshold
+    i_, j_, jac_ = pairs[confirmed, 0], pairs[confirmed, 1], jaccard[confirmed]
+    order = np.lexsort((i_, j_))  # ascending j, then i: every earlier text is settled before a later one asks
+    keep = [True] * n
     duplicate_of = np.full(n, -1, dtype=np.int64)
     similarity = np.full(n, np.nan)
-    # Ascending j: every earlier text is decided before j looks at it.
-    for (i, j), jac in zip(confirmed[np.lexsort((confirmed[:, 0], confirmed[:, 1]))],
-                           confirmed_j[np.lexsort((confirmed[:, 0], confirmed[:, 1]))]):
+    for i, j, jac in zip(i_[order].tolist(), j_[order].tolist(), jac_[order].tolist()):
         if keep[j] and keep[i]:
             keep[j] = False
             duplicate_of[j], similarity[j] = i, jac
-    return NearDuplicates(keep, duplicate_of, similarity, len(pairs), len(confirmed))
+    keep = np.array(keep, dtype=bool)
+    # An exact repeat has its first occurrence's set, hence its verdict: a duplicate of it if it is
+    # kept, else of the kept text it was dropped for, with the same Jaccard.
+    kept_origin = keep[origin]
+    keep[repeats] = False
+    duplicate_of[repeats] = np.where(kept_origin, origin, duplicate_of[origin])
+    similarity[repeats] = np.where(kept_origin, 1.0, similarity[origin])
+    return NearDuplicates(keep, duplicate_of, similarity, len(pairs) + len(repeats),
+                          int(confirmed.sum()) + len(repeats))
 
 
 def near_duplicates_of(reference: Sequence[str], texts: Sequence[str], threshold: float = 0.8, num_perm: int = 128,
-                       seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """For each text, its most similar reference text at Jaccard >= threshold (index, Jaccard) or (-1, NaN)."""
-    bands, rows = lsh_params(threshold, num_perm)
-    # One shingling pass over both, so that ids mean the same word on both sides.
-    offsets, ids, id_hash = shingle_sets([*reference, *texts])
-    sig = _signatures_by_perm(offsets, ids, id_hash, num_perm, seed)
-    ref_keys = _band_keys(sig[:, :len(reference)], bands, rows)
-    keys = _band_keys(sig[:, len(reference):], bands, rows)
-    ref_off, off = offsets[:len(reference) + 1], offsets[len(reference):]
+                       shingle_size: int = 1, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's most similar reference text with true Jaccard >= threshold: (index or -1, Jaccard or NaN).
+
+    For flagging synthetic texts that are near copies of real ones. Ties go to the lower reference index.
+    """
+    n_ref = len(reference)
+    corpus = [*reference, *texts]
+    sketch = _sketch(corpus, *lsh_params(threshold, num_perm), num_perm, shingle_size, seed)
+    ref_rows = np.flatnonzero(sketch.has_words[:n_ref])
+    query_rows = n_ref + np.flatnonzero(sketch.has_words[n_ref:])
     found = []
-    for band in range(bands):
-        order = np.argsort(ref_keys[:, band], kind="stable")
-        sorted_ref = ref_keys[order, band]
-        lo = np.searchsorted(sorted_ref, keys[:, band], side="left")
-        hi = np.searchsorted(sorted_ref, keys[:, band], side="right")
-        for q in np.flatnonzero(hi > lo):
-            refs = order[lo[q]:hi[q]][:BIG_BUCKET]
-            found.append(np.stack([refs, np.full(refs.size, q)], axis=1))
+    for band_keys in sketch.band_keys:
+        order = np.lexsort((ref_rows, band_keys[ref_rows]))
+        ref_keys, ref_texts = band_keys[ref_rows][order], ref_rows[order]
+        lo = np.searchsorted(ref_keys, band_keys[query_rows], side="left")
+        hits = np.minimum(np.searchsorted(ref_keys, band_keys[query_rows], side="right") - lo, BIG_BUCKET)
+        found.append(np.stack([ref_texts[_ranges(lo, hits)], np.repeat(query_rows, hits)], axis=1))
+    pairs = _unique_pairs(np.concatenate(found)) if found else np.empty((0, 2), dtype=np.int64)
+    jaccard = _jaccard(corpus, shingle_size, pairs)
+    confirmed = jaccard >= threshold
+    pairs, jaccard = pairs[confirmed], jaccard[confirmed]
+    order = np.lexsort((pairs[:, 0], -jaccard, pairs[:, 1]))  # per text: highest Jaccard, then lowest index
+    pairs, jaccard = pairs[order], jaccard[order]
+    best = np.r_[True, pairs[1:, 1] != pairs[:-1, 1]] if len(pairs) else np.empty(0, dtype=bool)
     match = np.full(len(texts), -1, dtype=np.int64)
-    best = np.full(len(texts), np.nan)
-    if not found:
-        return match, best
-    pairs = np.unique(np.concatenate(found).astype(np.int64), axis=0)
-    jaccard = _jaccard(pairs, ref_off, ids, off, ids)
-    for (r, q), jac in zip(pairs, jaccard):
-        if jac >= threshold and not jac <= best[q]:  # NaN compares False: the first match wins
-            match[q], best[q] = r, jac
-    return match, best
+    similarity = np.full(len(texts), np.nan)
+    match[pairs[best, 1] - n_ref] = pairs[best, 0]
+    similarity[pairs[best, 1] - n_ref] = jaccard[best]
+    return match, similarity

