@@ -98,10 +98,10 @@ def test_judge_names_monitor_generation_and_trend():
     assert "0.9500 → 0.9000 → 0.8000" in text_ and "15.8% vs generation 0" in text_
 
 
-def test_text_monitors_plug_in_without_change():
+def test_a_new_modalitys_monitors_plug_in_without_change():
     class DistinctTokens(Monitor):
         name = "distinct_1_test"
-        modality = "text"
+        modality = "toy_text"
         description = "distinct unigrams / tokens"
 
         def measure(self, data: MonitorInput) -> float:
@@ -110,9 +110,9 @@ def test_text_monitors_plug_in_without_change():
 
     register(DistinctTokens())
     try:
-        assert "distinct_1_test" in [m.name for m in monitors_for("text")]
-        assert "distinct_1_test" not in [m.name for m in monitors_for("tabular")]
-        values = measure_all(MonitorInput(pd.DataFrame(), pd.DataFrame({"text": ["a b c", "a a a"]})), "text")
+        assert "distinct_1_test" in [m.name for m in monitors_for("toy_text")]
+        assert "distinct_1_test" not in [m.name for m in monitors_for("tabular") + monitors_for("text")]
+        values = measure_all(MonitorInput(pd.DataFrame(), pd.DataFrame({"text": ["a b c", "a a a"]})), "toy_text")
         assert values == {"distinct_1_test": 0.5}
         verdict = judge(values, [{"distinct_1_test": 0.9}], 1, {"distinct_1_test": 0.2})[0]
         assert verdict.tripped and "distinct_1_test at generation 1" in verdict.describe()

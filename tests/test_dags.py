@@ -82,6 +82,7 @@ def airflow_env(tmp_path, pg_url, airflow_db, store):
     (specs / "lc_small.yaml").write_text(yaml.safe_dump(base_spec(name="lc_small")))
     (specs / "lc_strict.yaml").write_text(yaml.safe_dump(base_spec(
         name="lc_strict", gates={"min_quality_score": 0.8, "max_utility_drop": 0.05, "max_synthetic_share": 0.01})))
+    shutil.copy(ROOT / "include" / "specs" / "fine_foods.yaml", specs)  # the shipped text spec, as is
     # dag.test() parses the dags folder again, so the spec folder stays set for the whole test.
     env = {"SYNTHCHAIN_DB_URL": pg_url, "SYNTHCHAIN_STORAGE": str(tmp_path / "storage"),
            "SYNTHCHAIN_SPECS_DIR": str(specs)}
@@ -131,6 +132,27 @@ def test_dag_runs_end_to_end_and_reruns_idempotently(airflow_env):
         runs = conn.execute(select(func.count()).select_from(PipelineRun)).scalar_one()
     assert n == published and runs == 2
     assert (storage_root / "published" / "lc_small" / "2026-04-01").exists()
+
+
+def test_fine_foods_text_dag_runs_end_to_end(airflow_env):
+    """The shipped text spec through the same six-hop DAG: every gate passes, lineage and report are written."""
+    bag, store, storage_root = airflow_env
+    dag = bag.dags["synthchain__fine_foods"]
+    assert {t.task_id.split(".")[0] for t in dag.tasks} >= {"profiling", "generation", "verification", "filtering",
+                                                            "blending", "evaluation", "publish"}
+    assert dag.params["generator_versions"] == {"kn_ngram": "1.0"}
+    run = dag.test(logical_date=datetime(2026, 4, 4, tzinfo=timezone.utc), run_conf={"target_rows": 400})
+    assert str(getattr(run.state, "value", run.state)) == "success", _states(run)
+    version = store.versions("fine_foods")[0]
+    assert version["status"] == "published" and len(version["gates"]) == 6 and all(g["success"] for g in version["gates"])
+    assert version["real_rows"] == 4000 and 0 < version["synthetic_rows"] <= 400
+    metrics = store.version(version["id"])["metrics"]
+    assert metrics["evaluation"]["metric"] == "macro_f1" and metrics["kept"]["diversity"]["distinct_2"] > 0
+    lineage = store.lineage(version["id"])
+    assert sum(g["rows_generated"] for g in lineage["generators"]) == 400
+    published = storage_root / "published" / "fine_foods" / "2026-04-04"
+    report = next(published.rglob("report.html")).read_text()
+    assert "Rank-frequency (Zipf)" in report and "Memorisation and contamination" in report
 
 
 def test_failing_gate_fails_the_run_and_publishes_nothing(airflow_env):

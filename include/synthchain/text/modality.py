@@ -249,11 +249,15 @@ class TextModality(Modality):
         profile = data.profile
         real_texts, synth_texts = record_texts(real, profile), record_texts(synth, profile)
 
-        def sample(texts: list[str]) -> list[str]:  # a fixed sample, so the real one is embedded once, ever
-            return [texts[i] for i in sorted(np.random.default_rng(0).permutation(len(texts))[:PROJECTION_POINTS])]
+        def sample(n: int) -> np.ndarray:  # a fixed sample, so the same texts give the same (cached) vectors
+            return np.sort(np.random.default_rng(0).permutation(n)[:PROJECTION_POINTS])
 
+        real_rows, synth_rows = sample(len(real_texts)), sample(len(synth_texts))
         return text_sections(
             real=real, synth=synth, profile=profile, real_texts=real_texts, synth_texts=synth_texts,
-            real_emb=cached_embeddings(data, sample(real_texts)), synth_emb=cached_embeddings(data, sample(synth_texts)),
+            # the real training set was embedded in verification; the published synthetic sample may
+            # include rows carried from earlier versions, so it is embedded (and cached) as a set
+            real_emb=cached_embeddings(data, real_texts)[real_rows],
+            synth_emb=cached_embeddings(data, [synth_texts[i] for i in synth_rows]),
             checks=data.frame("checks_uri"), verification=data.storage.read_json(data.uri("verification_uri")),
             seed=data.seed("report"))
