@@ -102,7 +102,8 @@ def test_leaks_are_caught_and_only_clean_text_is_published(review_files, spec_fi
 
     report = storage.read_bytes(out["report_uri"]).decode()
     for heading in ("Rank-frequency (Zipf)", "Vocabulary growth", "Embeddings, 2-D projection", "Records per label",
-                    "Random examples, real and synthetic", "Memorisation and contamination", "Dropped rows by filter"):
+                    "Random examples, real and synthetic", "Memorisation and contamination", "Dropped rows by filter",
+                    "Drop reasons by filter (examples)", "consecutive tokens of real training text"):
         assert heading in report
 
 

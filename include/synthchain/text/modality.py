@@ -260,4 +260,4 @@ class TextModality(Modality):
             real_emb=cached_embeddings(data, real_texts)[real_rows],
             synth_emb=cached_embeddings(data, [synth_texts[i] for i in synth_rows]),
             checks=data.frame("checks_uri"), verification=data.storage.read_json(data.uri("verification_uri")),
-            seed=data.seed("report"))
+            dropped=data.frame("dropped_uri"), seed=data.seed("report"))

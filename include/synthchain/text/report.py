@@ -124,9 +124,21 @@ def leak_findings(checks: pd.DataFrame, verification: dict) -> str:
                else "<p>No generated text shares a token span with a real training text.</p>"))
 
 
+def drop_reasons(dropped: pd.DataFrame, profile: TextProfile) -> str:
+    """Per filter: how many texts it dropped and a few of them with their reasons."""
+    if dropped.empty:
+        return "<p>No text was dropped.</p>"
+    rows = []
+    for name, group in dropped.groupby("_sc_filter", sort=False):
+        for _, row in group.head(3).iterrows():
+            text = " | ".join(str(row[col]) for col in profile.text_columns)
+            rows.append({"filter": name, "dropped": len(group), "reason": row["_sc_reason"], "text": _short(text, 160)})
+    return html_table(rows, ["filter", "dropped", "reason", "text"])
+
+
 def text_sections(*, real: pd.DataFrame, synth: pd.DataFrame, profile: TextProfile, real_texts: list[str],
                   synth_texts: list[str], real_emb: np.ndarray, synth_emb: np.ndarray, checks: pd.DataFrame,
-                  verification: dict, seed: int) -> list[tuple[str, str]]:
+                  verification: dict, dropped: pd.DataFrame, seed: int) -> list[tuple[str, str]]:
     real_tokens, synth_tokens = tokenize_all(real_texts), tokenize_all(synth_texts)
     sections = [
         ("Text lengths (real training vs published synthetic)", f'<img src="{length_plot(real, synth, profile)}">'),
@@ -139,5 +151,6 @@ def text_sections(*, real: pd.DataFrame, synth: pd.DataFrame, profile: TextProfi
     sections += [
         ("Random examples, real and synthetic", examples_table(real, synth, profile, seed)),
         ("Memorisation and contamination", leak_findings(checks, verification)),
+        ("Drop reasons by filter (examples)", drop_reasons(dropped, profile)),
     ]
     return [(h, c if c.startswith("<") else html.escape(c)) for h, c in sections]
