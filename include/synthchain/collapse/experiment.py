@@ -26,8 +26,14 @@ OPEN_GATES = GateSpec(min_real_rows=10, min_quality_score=0.0, max_dcr_closer_sh
                       max_utility_drop=1.0, min_tstr_ratio=0.0)
 
 
+# Text gates opened the same way (the diversity gate would otherwise stop a replace chain, as it should).
+OPEN_TEXT_GATES = {"max_memorised_share": 1.0, "max_duplicate_rate": 1.0, "min_distinct_2": 0.0,
+                   "min_vocab_ratio": 0.0, "min_tail_coverage": 0.0, "max_label_tvd": 1.0}
+
+
 def experiment_spec(spec: DatasetSpec, mode: str, target_rows: int | None = None, rep: int = 0) -> DatasetSpec:
     return spec.model_copy(update={
+        "text": spec.text.model_copy(update=OPEN_TEXT_GATES),
         "name": f"{spec.name[:40]}__collapse_{mode.replace('-', '_')}_r{rep}",
         "seed": spec.seed + 1000 * rep,
         "generations": GenerationsSpec(source="previous_version", mode=mode),
