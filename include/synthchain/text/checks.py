@@ -55,8 +55,8 @@ def record_checks(frame: pd.DataFrame, tokens: dict[str, list[list[str]]], profi
     for col in profile.text_columns:
         lengths = np.array([len(t) for t in tokens[col]])
         band = profile.lengths[col]
-        lo = _quantile_bound(band, lo_q, "low")
-        hi = _quantile_bound(band, hi_q, "high")
+        lo = length_bound(band, lo_q, "low")
+        hi = length_bound(band, hi_q, "high")
         out[f"{col}_tokens"] = lengths
         repeat = np.array([repeated_ngram_share(t) for t in tokens[col]])
         unknown = np.array([unknown_char_share(t, charset) for t in frame[col].astype(str)])
@@ -88,7 +88,7 @@ def record_checks(frame: pd.DataFrame, tokens: dict[str, list[list[str]]], profi
     return out
 
 
-def _quantile_bound(band: dict[str, float], q: float, side: str) -> float:
+def length_bound(band: dict[str, float], q: float, side: str) -> float:
     """The profile's token length at quantile q (the profile keeps a fixed set of quantiles)."""
     known = {0.0: "min", 0.005: "q005", 0.01: "q01", 0.05: "q05", 0.5: "median", 0.95: "q95", 0.99: "q99",
              0.995: "q995", 1.0: "max"}

@@ -22,7 +22,7 @@ from ..generation.registry import build_generator, effective_params, family_of
 from ..modality import HopData, Modality, Verified, data_columns
 from ..specs import stable_hash
 from . import monitors as _monitors  # noqa: F401  (registers the text collapse monitors)
-from .checks import label_model, record_checks
+from .checks import label_model, length_bound, record_checks
 from .diversity import diversity_report
 from .embeddings import embed
 from .evaluation import evaluate_text
@@ -63,15 +63,13 @@ def _suite(profile: TextProfile, spec, *, strict: bool) -> list[g.Expectation]:
     """Non-empty text, token length within the real band, known labels, bounded duplicate rate."""
     mostly = 1.0 if strict else 0.95
     lo_q, hi_q = spec.text.length_quantiles
-    from .checks import _quantile_bound
-
     out = [g.expect("expect_table_row_count_to_be_between", min_value=1)]
     for col in profile.text_columns:
         band = profile.lengths[col]
         out += [g.expect("expect_column_values_to_not_be_null", column=col),
                 g.expect("expect_column_value_lengths_to_be_between", column=col, min_value=1),
                 g.expect("expect_column_values_to_be_between", column=f"{col}__tokens", mostly=mostly,
-                         min_value=_quantile_bound(band, lo_q, "low"), max_value=_quantile_bound(band, hi_q, "high"))]
+                         min_value=length_bound(band, lo_q, "low"), max_value=length_bound(band, hi_q, "high"))]
     if profile.label_column:
         out += [g.expect("expect_column_values_to_not_be_null", column=profile.label_column),
                 g.expect("expect_column_values_to_be_in_set", column=profile.label_column,
