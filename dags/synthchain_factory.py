@@ -65,8 +65,8 @@ def build_params(spec: DatasetSpec) -> dict[str, Param]:
     versions = {}
     for gen in spec.generators:
         schema = {"type": "string", "description": f"version of generator {gen.name}"}
-        if builtin_versions(gen.name):
-            schema["enum"] = builtin_versions(gen.name)
+        if builtin_versions(gen.impl):
+            schema["enum"] = builtin_versions(gen.impl)
         versions[gen.name] = schema
     return {
         "target_rows": Param(spec.target_rows, type="integer", minimum=1, maximum=10_000_000,

@@ -22,6 +22,12 @@ BUILTIN_GENERATORS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
         "1.0": {"order": 3, "discount": 0.75, "temperature": 1.0},
         "1.1": {"order": 4, "discount": 0.75, "temperature": 0.9},
     }),
+    # text, through an OpenAI-compatible endpoint (connection and model come from the spec's params)
+    "openai_compatible": ("llm", {
+        "1.0": {"strategy": "self_instruct", "temperature": 0.8, "few_shot": 3, "max_tokens": 192},
+        "1.1": {"strategy": "self_instruct", "temperature": {"from": 0.5, "to": 1.0}, "few_shot": 4,
+                "max_tokens": 192},
+    }),
 }
 
 

@@ -95,7 +95,7 @@ def begin(ctx: RunContext) -> dict:
     for gen in spec.generators:
         params = params_by_name[gen.name]
         generator_ids[gen.name] = ctx.store.register_generator(
-            gen.name, gen.version, modality.generator_family(gen.name), params, stable_hash(params)[:16])
+            gen.name, gen.version, modality.generator_family(gen.impl), params, stable_hash(params)[:16])
     run_pk = ctx.store.start_run(ctx.run_id, spec.name, ctx.logical_date, ctx.run_kind,
                                  stable_hash(spec.model_dump())[:16])
     recursive = spec.generations.recursive
@@ -256,7 +256,16 @@ def fit_generator(ctx: RunContext, state: dict, name: str) -> str:
 def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
     gen = _generator_spec(ctx, shard["generator"])
     model = pickle.loads(ctx.storage.read_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl")))
+    if hasattr(model, "use_storage"):  # e.g. an endpoint generator's response cache lives on the run's storage
+        model.use_storage(ctx.storage)
     rows = model.sample(shard["rows"], seed=shard["seed"])
+    name = f"{gen.slug}-{shard['shard']:04d}"
+    # Requests that failed or were rejected are accounted for next to the shard, never padded with empty rows.
+    failures = pd.DataFrame(getattr(model, "failures_", None) or [], columns=["index", "label", "attempt", "error"])
+    ctx.storage.write_parquet(ctx.staging("generation", "shards", f"{name}.failures.parquet"),
+                              failures.assign(generator=gen.name, shard=shard["shard"]).astype({"label": object}))
+    ctx.storage.write_json(ctx.staging("generation", "shards", f"{name}.stats.json"),
+                           {"planned": shard["rows"], "generator": gen.name, **(getattr(model, "stats_", None) or {})})
     order = ctx.modality.output_columns(_profile(ctx, state))
     rows = rows[[c for c in order if c in rows.columns] + [c for c in rows.columns if c not in order]]
     prefix = f"{gen.slug}/{ctx.logical_date.isoformat()}/s{shard['shard']}/"
@@ -264,18 +273,52 @@ def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
         _sc_row_id=[f"{prefix}{i}" for i in range(len(rows))], _sc_origin="synthetic", _sc_generator=gen.name,
         _sc_generator_version=gen.version, _sc_generation=pd.array([state.get("generation", 0)] * len(rows), dtype="Int64"),
         _sc_created_in=pd.array([state["version_id"]] * len(rows), dtype="Int64"))
-    return ctx.storage.write_parquet(ctx.staging("generation", "shards", f"{gen.slug}-{shard['shard']:04d}.parquet"), rows)
+    return ctx.storage.write_parquet(ctx.staging("generation", "shards", f"{name}.parquet"), rows)
 
 
 def generation_gate(ctx: RunContext, state: dict, shard_uris: list[str]) -> dict:
     synthetic = pd.concat([ctx.storage.read_parquet(u) for u in shard_uris], ignore_index=True)
     uri = ctx.storage.write_parquet(ctx.staging("generation", "synthetic.parquet"), synthetic)
+    requests = request_accounting(ctx, shard_uris, len(synthetic))
     profile = _profile(ctx, state)
     counts = synthetic["_sc_generator"].value_counts().to_dict()
     ctx.store.set_generated_rows(state["version_id"], {state["generator_ids"][k]: int(v) for k, v in counts.items()})
-    gate(ctx, state, "generation", ctx.modality.generation_batches(
-        ctx.spec, data_columns(synthetic), profile, ctx.storage.read_json(state["suite_uri"])))
-    return {"synthetic_uri": uri, "generated_rows": len(synthetic), "generated_by": counts}
+    ctx.store.update_metrics(state["version_id"], generation=requests)
+    figures = {k: requests[k] for k in ("planned", "rows", "failed", "unaccounted", "failed_share")}
+    gate(ctx, state, "generation", [
+        *ctx.modality.generation_batches(ctx.spec, data_columns(synthetic), profile,
+                                         ctx.storage.read_json(state["suite_uri"])),
+        g.Batch("requests", g.metrics_frame(figures), [
+            g.threshold("unaccounted", min_value=0, max_value=0),  # every planned row is a row or a stated failure
+            g.threshold("failed_share", max_value=ctx.spec.gates.max_failed_request_share)])])
+    return {"synthetic_uri": uri, "generated_rows": len(synthetic), "generated_by": counts,
+            "failures_uri": requests.pop("failures_uri")}
+
+
+def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int) -> dict:
+    """Planned vs generated vs failed rows over all shards, with failure reasons and endpoint counters."""
+    failures, totals, by_generator = [], {}, {}
+    for shard_uri in shard_uris:
+        base = shard_uri[: -len(".parquet")]
+        if ctx.storage.exists(f"{base}.failures.parquet"):
+            failures.append(ctx.storage.read_parquet(f"{base}.failures.parquet"))
+        stats = ctx.storage.read_json(f"{base}.stats.json") if ctx.storage.exists(f"{base}.stats.json") else {}
+        mine = by_generator.setdefault(stats.get("generator", "?"), {})
+        for key, value in stats.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and "lowest" not in key:
+                totals[key] = totals.get(key, 0) + value
+                mine[key] = mine.get(key, 0) + value
+    failed = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(columns=["error", "generator"])
+    planned = int(totals.get("planned", rows))
+    reasons = failed["error"].astype(str).str.split(":").str[0:2].str.join(":").value_counts().head(20)
+    if len(failed):
+        log.info("generation: %d of %d planned requests failed or were rejected: %s", len(failed), planned,
+                 reasons.to_dict())
+    return {**{k: v for k, v in totals.items() if k != "planned"}, "planned": planned, "rows": rows,
+            "failed": len(failed), "unaccounted": planned - rows - len(failed),
+            "failed_share": len(failed) / planned if planned else 0.0, "failure_reasons": reasons.to_dict(),
+            "by_generator": by_generator,
+            "failures_uri": ctx.storage.write_parquet(ctx.staging("generation", "failures.parquet"), failed)}
 
 
 # --- 3. verification -------------------------------------------------------------------------

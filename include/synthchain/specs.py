@@ -84,6 +84,27 @@ class EvalSetSpec(_Strict):
         return {"uri": value} if isinstance(value, str) else value
 
 
+class JudgeSpec(_Strict):
+    """An LLM judge: a rubric, a score scale and the threshold a text must reach to be kept."""
+
+    connection: str = Field(min_length=1, description="connection id of the judge's endpoint (base URL and key)")
+    model: str = Field(min_length=1)
+    rubric: str = Field(min_length=10, description="what a good example is, in the judge's prompt")
+    scale: tuple[int, int] = (1, 5)
+    threshold: float = Field(3.0, description="keep texts scored at least this")
+    allow_self_judge: bool = Field(False, description="let a model that also generates in this spec grade")
+    concurrency: int = Field(4, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _threshold_on_scale(self) -> "JudgeSpec":
+        low, high = self.scale
+        if not low < high:
+            raise FieldError("scale", f"need low < high, got {self.scale}")
+        if not low <= self.threshold <= high:
+            raise FieldError("threshold", f"{self.threshold} is outside the scale {self.scale}")
+        return self
+
+
 class TextSpec(_Strict):
     """Text-only checks and thresholds: record checks, filters and diversity gates."""
 
@@ -110,6 +131,8 @@ class TextSpec(_Strict):
     min_vocab_ratio: float = Field(0.5, ge=0.0, description="synthetic/real vocabulary at equal token count")
     min_tail_coverage: float = Field(0.0, ge=0.0, le=1.0)
     max_label_tvd: float = Field(0.25, ge=0.0, le=1.0, description="per-label balance vs real (total variation)")
+    # an LLM judge (verification) and its filter
+    judge: JudgeSpec | None = None
 
     @field_validator("length_quantiles")
     @classmethod
@@ -128,8 +151,15 @@ class GeneratorSpec(_Strict):
 
     name: str = Field(min_length=1)
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    # the implementation when `name` is this source's own label (multi-source: several models of one type)
+    type: str | None = Field(None, min_length=1, description="built-in generator or import path (default: name)")
     weight: float = Field(1.0, gt=0.0)
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def impl(self) -> str:
+        """What runs: `type` when the entry names its own source, else the name."""
+        return self.type or self.name
 
     @property
     def key(self) -> str:
@@ -163,6 +193,8 @@ class FilterSpec(_Strict):
 
 class GateSpec(_Strict):
     min_real_rows: int = Field(100, ge=10)
+    max_failed_request_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="generation requests that may fail or be rejected (endpoint generators)")
     min_quality_score: float = Field(0.75, ge=0.0, le=1.0)
     max_dcr_closer_share: float = Field(0.65, ge=0.0, le=1.0)
     max_constraint_violation_rate: float = Field(0.2, ge=0.0, le=1.0)
@@ -271,6 +303,14 @@ class DatasetSpec(_Strict):
 
     @model_validator(mode="after")
     def _modality_fields(self) -> "DatasetSpec":
+        judge = self.text.judge
+        if judge and not judge.allow_self_judge:
+            for gen in self.generators:
+                if gen.params.get("model") == judge.model:
+                    raise FieldError("text.judge.model", (
+                        f"the judge model {judge.model!r} also generates here (generator {gen.name!r}): a policy graded "
+                        "by its own kind learns to please the grader; use another model or set "
+                        "text.judge.allow_self_judge: true"))
         if self.modality == "tabular":
             for name in ("target", "task"):
                 if not getattr(self, name):

@@ -40,17 +40,17 @@ def family_of(name: str, builtin: dict[str, type] | None = None) -> str:
 
 def effective_params(spec: GeneratorSpec, builtin: dict[str, type] | None = None) -> dict[str, Any]:
     """Version defaults overlaid with the spec's params (what actually runs; hashed in provenance)."""
-    cls = resolve_class(spec.name, builtin)
+    cls = resolve_class(spec.impl, builtin)
     versions = getattr(cls, "VERSIONS", {})
-    if spec.name in (BUILTIN if builtin is None else builtin) and spec.version not in versions:
+    if spec.impl in (BUILTIN if builtin is None else builtin) and spec.version not in versions:
         raise GeneratorError(
-            f"generator {spec.name!r} has no version {spec.version!r}; known versions: {sorted(versions)}"
+            f"generator {spec.name!r} ({spec.impl}) has no version {spec.version!r}; known versions: {sorted(versions)}"
         )
     return {**versions.get(spec.version, {}), **spec.params}
 
 
 def build_generator(spec: GeneratorSpec, builtin: dict[str, type] | None = None) -> Any:
-    cls = resolve_class(spec.name, builtin)
+    cls = resolve_class(spec.impl, builtin)
     params = effective_params(spec, builtin)
     try:
         return cls(**params)

@@ -146,6 +146,23 @@ class OffDistributionFilter(RowFilter):
         return Decision(~fake, reasons, {"flagged": int(fake.sum())})
 
 
+class JudgeFilter(RowFilter):
+    """Texts the LLM judge scored under the spec's threshold, or could not score (a missing grade keeps nothing)."""
+
+    name = "judge"
+
+    def decide(self, data: TextFilterInput) -> Decision:
+        if "judge_score" not in data.checks:  # no judge in this spec
+            return Decision(np.ones(len(data.rows), dtype=bool), _reasons(len(data.rows)), {})
+        score = data.checks["judge_score"].to_numpy(dtype=float)
+        threshold = data.settings.judge.threshold
+        keep = score >= threshold  # NaN (no grade) compares False
+        reasons = np.array([f"judge score {s:g} < {threshold:g}: {r}" if s == s else r
+                            for s, r in zip(score, data.checks["judge_reason"].fillna(""))], dtype=object)
+        return Decision(keep, reasons, {"below_threshold": int((score < threshold).sum()),
+                                        "ungraded": int(np.isnan(score).sum())})
+
+
 def default_text_filters() -> list[RowFilter]:
-    return [RecordCheckFilter(), ExactTextDedup(), NearDuplicateFilter(), SemanticDedup(), ContaminationFilter(),
+    return [RecordCheckFilter(), JudgeFilter(), ExactTextDedup(), NearDuplicateFilter(), SemanticDedup(), ContaminationFilter(),
             MemorisationFilter(), OffDistributionFilter()]

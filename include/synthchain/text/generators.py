@@ -27,6 +27,8 @@ class TextRequest:
     index: int  # position in the sample
     seed: int  # this request's own seed
     label: str | None  # the label to write for (None when the spec has no labels)
+    attempt: int = 0  # k-th candidate for the same prompt (rejection sampling)
+    payload: dict[str, Any] | None = None  # what else the request is about (a seed record, a problem)
 
 
 @dataclass
@@ -34,6 +36,11 @@ class TextResult:
     fields: dict[str, str] | None  # role -> text; None when the request failed
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. model, temperature, attempt
+    columns: dict[str, Any] = field(default_factory=dict)  # non-text columns copied from the request (task id, tests)
+
+
+#: per-record provenance a generator may report; stored as `_sc_<name>` lineage columns next to each row
+META_COLUMNS = ("model", "strategy", "temperature", "attempt", "revised")
 
 
 def apportion(shares: dict[str, float], n: int, seed: int) -> list[str | None]:
@@ -95,13 +102,17 @@ class TextGenerator(Generator):
         rows, self.failures_ = [], []
         for request, result in zip(requests, results):
             if result.fields is None:
-                self.failures_.append({"index": request.index, "label": request.label, "error": result.error})
+                self.failures_.append({"index": request.index, "label": request.label, "attempt": request.attempt,
+                                       "error": result.error})
                 continue
             row = {col: result.fields.get(role, "") for role, col in profile.roles.items()}
-            if profile.label_column:
-                row[profile.label_column] = request.label
+            if profile.label_column:  # a labelling strategy (distillation) returns its own label
+                row[profile.label_column] = result.fields.get("_label", request.label)
+            row.update(result.columns)
+            row.update({f"_sc_{k}": result.meta[k] for k in META_COLUMNS if k in result.meta})
             rows.append(row)
-        return pd.DataFrame(rows, columns=profile.columns)
+        frame = pd.DataFrame(rows)
+        return frame.reindex(columns=list(dict.fromkeys(profile.columns + list(frame.columns))))
 
 
 class NgramTextGenerator(TextGenerator):

@@ -1,0 +1,81 @@
+"""Where an endpoint lives and how to authenticate: from a connection, never from the spec.
+
+The spec names a connection id (and the model). Inside Airflow the DAG registers a lookup
+that reads the connection through the Task SDK; outside Airflow the same id is read from
+`AIRFLOW_CONN_<ID>` (Airflow's own environment format: JSON or URI), so one setting serves
+both. The library never imports Airflow.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+STRUCTURED_MODES = ("json_schema", "json_object", "none")
+
+
+class EndpointError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    connection_id: str
+    base_url: str
+    api_key: str = field(repr=False)
+    # how the server takes a JSON schema: OpenAI's `json_schema`, a schema-less `json_object`, or not at all
+    structured_output: str = "json_schema"
+
+
+_lookup: Callable[[str], dict[str, Any] | None] | None = None
+
+
+def set_connection_lookup(lookup: Callable[[str], dict[str, Any] | None] | None) -> None:
+    """Register how connections are read (the Airflow DAG passes a Task SDK reader)."""
+    global _lookup
+    _lookup = lookup
+
+
+def _from_env(conn_id: str) -> dict[str, Any] | None:
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if not raw:
+        return None
+    if raw.lstrip().startswith("{"):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise EndpointError(f"connection {conn_id!r}: AIRFLOW_CONN_{conn_id.upper()} is not valid JSON: {exc}") from None
+    parts = urlsplit(raw)
+    return {"conn_type": parts.scheme, "host": parts.hostname, "port": parts.port, "schema": parts.path.lstrip("/"),
+            "login": unquote(parts.username or ""), "password": unquote(parts.password or ""),
+            "extra": dict(parse_qsl(parts.query))}
+
+
+def _base_url(conn_id: str, conn: dict[str, Any], extra: dict[str, Any]) -> str:
+    host = (conn.get("host") or "").strip()
+    if not host:
+        raise EndpointError(f"connection {conn_id!r} has no host (the endpoint's base URL)")
+    if "://" in host:  # a whole URL in the host field
+        return host.rstrip("/")
+    scheme = extra.get("scheme") or ("https" if conn.get("conn_type") == "https" else "http")
+    port = f":{conn['port']}" if conn.get("port") else ""
+    path = f"/{conn['schema'].strip('/')}" if conn.get("schema") else ""
+    return f"{scheme}://{host}{port}{path}"
+
+
+def resolve_endpoint(conn_id: str) -> Endpoint:
+    conn = (_lookup(conn_id) if _lookup else None) or _from_env(conn_id)
+    if conn is None:
+        raise EndpointError(
+            f"connection {conn_id!r} not found: create an Airflow connection with that id (host = the endpoint's "
+            f"base URL, password = API key) or set AIRFLOW_CONN_{conn_id.upper()}")
+    extra = conn.get("extra") or {}
+    if isinstance(extra, str):
+        extra = json.loads(extra) if extra.strip() else {}
+    mode = extra.get("structured_output", "json_schema")
+    if mode not in STRUCTURED_MODES:
+        raise EndpointError(f"connection {conn_id!r}: extra.structured_output must be one of {STRUCTURED_MODES}")
+    key = conn.get("password") or extra.get("api_key") or "no-key"  # local servers take any key
+    return Endpoint(conn_id, _base_url(conn_id, conn, extra), key, mode)

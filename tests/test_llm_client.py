@@ -1,0 +1,191 @@
+"""The endpoint client against a local server that injects faults (real HTTP on 127.0.0.1, the real SDK)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from synthchain.llm.cache import ResponseCache
+from synthchain.llm.client import AdaptiveLimit, ChatClient, ChatRequest
+from synthchain.llm.endpoint import Endpoint, EndpointError, resolve_endpoint
+from synthchain.llm.faults import FaultServer
+from synthchain.llm.generator import OpenAICompatibleGenerator, temperature_schedule
+from synthchain.storage import LocalStorage
+from synthchain.text.profile import TextProfile
+
+SCHEMA = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}}
+
+
+def requests(n: int) -> list[ChatRequest]:
+    return [ChatRequest([{"role": "user", "content": f"write review {i}"}], seed=i, schema=SCHEMA) for i in range(n)]
+
+
+def run(server: FaultServer, reqs, **kw):
+    async def go():
+        async with ChatClient(Endpoint("t", server.base_url, "k"), "fault-model", **kw) as client:
+            return await client.complete_all(reqs), client
+    return asyncio.run(go())
+
+
+def test_retries_recover_from_5xx_resets_and_broken_bodies():
+    with FaultServer(latency_s=0.01, faults={"500": 0.15, "reset": 0.1, "truncated": 0.1, "malformed": 0.1},
+                     seed=3) as server:
+        replies, client = run(server, requests(60), concurrency=8, backoff_s=0.01, max_retries=10)
+    assert all(r.ok for r in replies), [r.error for r in replies if not r.ok]
+    assert all(json.loads(r.text)["text"] for r in replies)
+    for fault in ("500", "reset", "truncated", "malformed"):
+        assert server.counts[fault] > 0, server.counts
+    assert client.stats.retries == sum(server.counts[f] for f in ("500", "reset", "truncated", "malformed"))
+
+
+def test_adaptive_limit_shrinks_under_429_and_honours_the_server_capacity():
+    with FaultServer(latency_s=0.05, capacity=3, retry_after_s=0.05) as server:
+        replies, client = run(server, requests(80), concurrency=16, max_retries=30)
+    assert all(r.ok for r in replies)
+    assert client.stats.throttled > 0 and client.limit.cuts >= 1
+    assert client.limit.lowest <= 4  # halved from 16 towards the server's capacity of 3
+    assert server.counts["429"] < 80  # once the limit settled most requests went through first time
+
+
+def test_adaptive_limit_grows_back_slowly_after_successes():
+    async def go():
+        limit = AdaptiveLimit(16)
+        epoch = await limit.acquire()
+        await limit.release("throttled", epoch)
+        stale = await limit.acquire()
+        await limit.release("throttled", epoch)  # same congestion episode: no second cut
+        assert limit.limit == 8 and limit.cuts == 1
+        await limit.release("ok", stale)
+        for _ in range(8):
+            e = await limit.acquire()
+            await limit.release("ok", e)
+        return limit
+    limit = asyncio.run(go())
+    assert 9 <= limit.limit < 10.5  # about one slot per round of `limit` successes, not one per success
+
+
+def test_retry_after_is_honoured_and_a_final_failure_keeps_its_reason():
+    with FaultServer(faults={"429": 1.0}, retry_after_s=0.6) as server:
+        t0 = time.monotonic()
+        replies, client = run(server, requests(1), max_retries=1)
+    assert time.monotonic() - t0 >= 0.6
+    assert not replies[0].ok and replies[0].error.startswith("HTTP 429") and replies[0].attempts == 2
+
+
+def test_per_request_timeout_and_overall_deadline():
+    with FaultServer(faults={"delay": 1.0}, delay_s=1.5) as server:
+        replies, _ = run(server, requests(2), timeout_s=0.3, max_retries=1, backoff_s=0.01)
+        assert all(r.error.startswith("timeout") for r in replies)
+        t0 = time.monotonic()
+        replies, _ = run(server, requests(2), timeout_s=5, deadline_s=0.5, max_retries=5)
+    assert time.monotonic() - t0 < 1.5
+    assert all("deadline" in r.error or r.error.startswith("timeout") for r in replies)
+
+
+def test_a_refused_response_format_steps_down_to_json_object_once():
+    with FaultServer(refuse_json_schema=True) as server:
+        replies, client = run(server, requests(6), concurrency=6)
+    assert all(r.ok for r in replies)
+    assert client.structured == "json_object" and 1 <= server.counts["refused_schema"] <= 6
+    assert all(r["response_format"]["type"] == "json_object" for r in server.requests)
+
+
+# --- endpoints ------------------------------------------------------------------------------------
+
+def test_endpoint_from_airflow_style_environment(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_A", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": 8080,
+                                                         "schema": "v1", "password": "sk-1",
+                                                         "extra": {"structured_output": "json_object"}}))
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_B", "https://:sk-2@api.example.com/v1")
+    a, b = resolve_endpoint("llm_a"), resolve_endpoint("llm_b")
+    assert (a.base_url, a.api_key, a.structured_output) == ("http://127.0.0.1:8080/v1", "sk-1", "json_object")
+    assert (b.base_url, b.api_key) == ("https://api.example.com/v1", "sk-2")
+    assert "sk-" not in repr(a)
+    with pytest.raises(EndpointError, match="connection 'nope' not found.*AIRFLOW_CONN_NOPE"):
+        resolve_endpoint("nope")
+
+
+def test_temperature_schedules():
+    assert temperature_schedule(0.7, 3) == [0.7] * 3
+    assert temperature_schedule([0.2, 1.0], 3) == [0.2, 1.0, 0.2]
+    assert temperature_schedule({"from": 0.2, "to": 1.0}, 5) == [0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+# --- the generator: cache, rejections ------------------------------------------------------------
+
+def profile_and_data():
+    data = pd.DataFrame({"review": [f"real review number {i} about tea and coffee" for i in range(40)],
+                         "score": ["great", "other"] * 20})
+    profile = TextProfile(40, ["review"], {"text": "review"}, "score", {"great": 0.5, "other": 0.5},
+                          {"review": {"q005": 3, "q995": 60}})
+    return data, profile
+
+
+def generator(monkeypatch, server, **params):
+    monkeypatch.setenv("AIRFLOW_CONN_FAULTY", json.dumps({"host": server.base_url}))
+    data, profile = profile_and_data()
+    gen = OpenAICompatibleGenerator(connection="faulty", model="fault-model", concurrency=4, **params)
+    return gen.fit(data, profile)
+
+
+def test_second_identical_run_makes_zero_endpoint_calls(monkeypatch, tmp_path):
+    with FaultServer(latency_s=0.01) as server:
+        gen = generator(monkeypatch, server, temperature=[0.3, 0.9], batch_size=5)
+        gen.use_storage(LocalStorage(tmp_path))
+        first = gen.sample(12, seed=7)
+        calls = server.counts["requests"]
+        gen.use_storage(LocalStorage(tmp_path))
+        second = gen.sample(12, seed=7)
+        assert server.counts["requests"] == calls == 12
+    assert gen.stats_["cache_hits"] == 12 and gen.stats_["calls"] == 0
+    pd.testing.assert_frame_equal(first, second)
+    assert set(first["_sc_temperature"]) == {0.3, 0.9} and set(first["_sc_model"]) == {"fault-model"}
+    assert sorted(first["score"].value_counts()) == [6, 6]
+
+
+def test_malformed_replies_are_rejected_with_a_reason_never_padded(monkeypatch, tmp_path):
+    with FaultServer(faults={"bad_content": 0.5}, seed=1) as server:
+        gen = generator(monkeypatch, server)
+        rows = gen.sample(20, seed=1)
+    assert len(rows) + len(gen.failures_) == 20 and len(gen.failures_) > 0
+    assert all(f["error"].startswith("rejected: not JSON") for f in gen.failures_)
+    assert gen.stats_["rejected"] == len(gen.failures_) and (rows["review"].str.len() > 0).all()
+
+
+def test_cache_survives_a_killed_run(monkeypatch, tmp_path):
+    with FaultServer(latency_s=0.25) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_FAULTY", json.dumps({"host": server.base_url}))
+        script = tmp_path / "sample.py"
+        script.write_text(f"""
+import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_llm_client import profile_and_data
+from synthchain.llm.generator import OpenAICompatibleGenerator
+from synthchain.storage import LocalStorage
+data, profile = profile_and_data()
+gen = OpenAICompatibleGenerator(connection="faulty", model="fault-model", concurrency=1).fit(data, profile)
+gen.use_storage(LocalStorage({str(tmp_path / 'store')!r}))
+gen.sample(16, seed=3)
+""")
+        child = subprocess.Popen([sys.executable, str(script)], env=os.environ.copy())
+        deadline = time.monotonic() + 60
+        while server.counts["ok"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        paid = len(list((tmp_path / "store" / "llm_cache").rglob("*.json")))
+        assert 3 <= paid < 16  # each reply is on storage as soon as it arrived
+        gen = generator(monkeypatch, server)
+        gen.use_storage(LocalStorage(tmp_path / "store"))
+        before = server.counts["requests"]
+        gen.sample(16, seed=3)
+        assert gen.stats_["cache_hits"] == paid
+        assert server.counts["requests"] - before == 16 - paid
