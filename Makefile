@@ -14,7 +14,12 @@ DEMO_ENV := AIRFLOW_HOME=$(DEMO)/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/da
 # The two demo DAGs: tabular records and labelled text.
 DEMO_SPECS := lending_club fine_foods
 
-.PHONY: install demo test bench clean
+# The LLM demo: a real model (SmolLM2-135M-Instruct, llama-cpp-python) on 127.0.0.1, stopped afterwards.
+LLM_PORT ?= 8765
+LLM_SPECS := fine_foods_llm humaneval_code
+LLM_ENV := AIRFLOW_CONN_LLM_LOCAL='{"host": "http://127.0.0.1:$(LLM_PORT)/v1", "extra": {"structured_output": "json_object"}}'
+
+.PHONY: install demo demo-llm test bench clean
 
 install: $(VENV)/.installed
 
@@ -36,6 +41,20 @@ demo: install
 	done
 	@for spec in $(DEMO_SPECS); do $(DEMO_ENV) $(BIN)/synthchain summary --spec $$spec || exit 1; done
 
+demo-llm: install
+	mkdir -p $(DEMO)
+	$(DEMO_ENV) $(BIN)/airflow db migrate > $(DEMO)/airflow-migrate.log 2>&1
+	@$(BIN)/python -m synthchain.llm.local_server --port $(LLM_PORT) > $(DEMO)/llm-server.log 2>&1 & server=$$!; \
+	trap "kill $$server" EXIT; \
+	for i in $$(seq 120); do curl -sf http://127.0.0.1:$(LLM_PORT)/v1/models > /dev/null && break; sleep 1; done; \
+	echo "SmolLM2-135M-Instruct serving on 127.0.0.1:$(LLM_PORT) (log: $(DEMO)/llm-server.log)"; \
+	for spec in $(LLM_SPECS); do \
+		echo "running synthchain__$$spec through Airflow (log: $(DEMO)/dag-test-$$spec.log)"; \
+		$(DEMO_ENV) $(LLM_ENV) $(BIN)/airflow dags test synthchain__$$spec $(TODAY) > $(DEMO)/dag-test-$$spec.log 2>&1 \
+			|| { tail -50 $(DEMO)/dag-test-$$spec.log; exit 1; }; \
+	done; \
+	for spec in $(LLM_SPECS); do $(DEMO_ENV) $(BIN)/synthchain summary --spec $$spec || exit 1; done
+
 test: install
 	$(BIN)/python -m pytest -q
 
@@ -49,6 +68,7 @@ bench: install
 	$(BIN)/python bench/neardup_vs_datasketch.py
 	$(BIN)/python bench/ngram_vs_nltk.py
 	$(DEMO_ENV) $(BIN)/python bench/text_pipeline.py
+	$(BIN)/python bench/llm_client.py
 
 clean:
 	rm -rf $(DEMO) .airflow

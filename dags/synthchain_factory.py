@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from synthchain.catalog import builtin_versions
 from synthchain.specs import DatasetSpec, SpecError, discover_specs, load_spec
-from synthchain_airflow import provenance_url, specs_dir  # plugins/: on sys.path in Airflow
+from synthchain_airflow import airflow_connection, provenance_url, specs_dir  # plugins/: on sys.path in Airflow
 
 
 class BrokenSpecDag(DAG):
@@ -31,8 +31,10 @@ class BrokenSpecDag(DAG):
 def run_context(spec_path: str):
     from synthchain.pipeline import RunContext
     from synthchain.provenance import ProvenanceStore
+    from synthchain.llm.endpoint import set_connection_lookup
     from synthchain.storage import open_storage
 
+    set_connection_lookup(airflow_connection)  # endpoint URLs and keys come from Airflow connections
     context = get_current_context()
     dag_run = context["dag_run"]
     when = context.get("logical_date") or dag_run.run_after  # manual runs may have no logical date

@@ -189,3 +189,51 @@ gen.sample(16, seed=3)
         gen.sample(16, seed=3)
         assert gen.stats_["cache_hits"] == paid
         assert server.counts["requests"] - before == 16 - paid
+
+
+# --- the judge ---------------------------------------------------------------------------------------
+
+def text_spec(**judge):
+    return {"name": "reviews", "modality": "text", "source": "reviews.csv", "text_column": "review",
+            "label_column": "score", "target_rows": 10,
+            "generators": [{"name": "writer", "type": "openai_compatible", "version": "1.0",
+                            "params": {"connection": "llm", "model": "model-a"}}],
+            "text": {"judge": {"connection": "llm", "rubric": "a specific, plausible product review", **judge}}}
+
+
+def test_judge_refuses_to_grade_its_own_model_unless_the_spec_allows_it():
+    from synthchain.specs import DatasetSpec, SpecError, format_validation_error
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as err:
+        DatasetSpec.model_validate(text_spec(model="model-a"))
+    message = format_validation_error("spec.yaml", err.value)
+    assert "field 'text.judge.model'" in message and "allow_self_judge" in message
+    assert DatasetSpec.model_validate(text_spec(model="model-a", allow_self_judge=True)).text.judge.model == "model-a"
+    assert DatasetSpec.model_validate(text_spec(model="model-b")).text.judge.threshold == 3.0
+
+
+def test_judge_scores_parse_and_the_judge_filter_drops_low_scores_with_reasons(monkeypatch):
+    from synthchain.llm.judge import Judge
+    from synthchain.specs import TextSpec
+    from synthchain.text.filters import JudgeFilter, TextFilterInput
+    import numpy as np
+
+    def grade(request):
+        text = request["messages"][-1]["content"].split("Example:")[-1]
+        if "garbled" in text:
+            return '{"score": "high"'  # a malformed judgement: ungraded, never a silent pass
+        return json.dumps({"score": 4 if "specific" in text else 2, "reason": "graded"})
+
+    with FaultServer(responder=grade) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_JUDGE", json.dumps({"host": server.base_url}))
+        texts = ["a specific review of green tea", "vague words", "garbled"]
+        graded = Judge("judge", "model-b", "a specific review").score(texts)
+    assert [s for s, _ in graded] == [4.0, 2.0, None] and graded[2][1].startswith("judge reply rejected")
+    checks = pd.DataFrame({"judge_score": [s if s is not None else np.nan for s, _ in graded],
+                           "judge_reason": [r for _, r in graded]})
+    settings = TextSpec.model_validate({"judge": {"connection": "judge", "model": "model-b", "rubric": "a specific review"}})
+    decision = JudgeFilter().decide(TextFilterInput(pd.DataFrame({"review": texts}), checks, texts,
+                                                    np.zeros((3, 0)), [], settings))
+    assert decision.keep.tolist() == [True, False, False]
+    assert decision.reasons[1].startswith("judge score 2 < 3")

@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_collapse)
 
+    sub.add_parser("sandbox", help="run a Python file in the execution sandbox: sandbox run FILE [--timeout S] "
+                                   "[--memory-mb M] --json", add_help=False)
+
     p = sub.add_parser("lineage", help="where a dataset version's rows came from")
     p.add_argument("version", type=int)
     p.add_argument("--json", action="store_true")
@@ -276,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     from .generation import GeneratorError
     from .sources import SourceError
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sandbox"]:  # `synthchain sandbox run FILE [--timeout S] [--memory-mb M] --json`
+        from .sandbox import main as sandbox_main
+
+        return sandbox_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -108,6 +108,9 @@ class Verified:
 
 
 class Modality(ABC):
+    #: per-row checks that travel with kept rows as `_sc_<name>` lineage (e.g. code's execution verdict)
+    lineage_checks: tuple[str, ...] = ()
+
     """One kind of data. Subclasses live in their own subpackage and register in `modalities.py`."""
 
     name: ClassVar[str]

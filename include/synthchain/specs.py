@@ -142,6 +142,23 @@ class TextSpec(_Strict):
         return value
 
 
+class CodeSpec(_Strict):
+    """Verified code: problem records with tests, solutions checked by execution in the sandbox."""
+
+    task_column: str = "task_id"
+    test_column: str = "test"
+    entry_point_column: str = "entry_point"
+    task_ids: list[str] | None = Field(None, description="use only these problems (seed and holdout alike)")
+    timeout_s: float = Field(5.0, gt=0, le=120, description="wall-clock limit per execution")
+    memory_mb: int = Field(512, ge=64, le=16384)
+    pass_k: int = Field(4, ge=1, le=100, description="k of pass@k (the candidates per problem must reach it)")
+    min_verified_rows: int = Field(1, ge=0, description="the filtering gate: at least this many verified solutions")
+    eval_problems: int = Field(20, ge=1, description="holdout problems solved in downstream evaluation")
+    eval_samples: int = Field(4, ge=1, le=100, description="samples per holdout problem (its pass@k uses k=this)")
+    eval_few_shot: int = Field(2, ge=1, le=8, description="examples given as context in downstream evaluation")
+    eval_temperature: float = Field(0.8, ge=0.0, le=2.0)
+
+
 class GeneratorSpec(_Strict):
     """One generator and its share of the synthetic rows.
 
@@ -254,6 +271,7 @@ class DatasetSpec(_Strict):
     fields: dict[str, str] | None = Field(None, description="instruction data: role -> column, e.g. instruction/response")
     eval_sets: list[EvalSetSpec] = Field(default_factory=list)
     text: TextSpec = TextSpec()
+    code: CodeSpec = CodeSpec()
     holdout: HoldoutSpec = HoldoutSpec()
     generators: list[GeneratorSpec] = Field(min_length=1)
     target_rows: int = Field(gt=0, le=10_000_000)
@@ -320,6 +338,12 @@ class DatasetSpec(_Strict):
                     raise FieldError(name, "only valid with modality: text")
             if self.eval_sets:
                 raise FieldError("eval_sets", "only valid with modality: text")
+        if self.modality == "code":
+            if set(self.fields or {}) != {"instruction", "response"}:
+                raise FieldError("fields", "a code spec maps exactly the roles instruction (the problem) and "
+                                           "response (the solution) to columns")
+            if self.label_column or self.text_column:
+                raise FieldError("label_column" if self.label_column else "text_column", "not used by code specs")
         if self.modality == "text":
             if bool(self.text_column) == bool(self.fields):
                 raise FieldError("text_column", "a text spec needs exactly one of 'text_column' or 'fields'")

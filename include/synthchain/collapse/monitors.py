@@ -55,7 +55,8 @@ def register(monitor: Monitor) -> Monitor:
 
 
 def monitors_for(modality: str) -> list[Monitor]:
-    return [m for m in REGISTRY.values() if m.modality in (modality, "any")]
+    family = {"code": "text"}.get(modality, modality)  # code records are texts to the text monitors
+    return [m for m in REGISTRY.values() if m.modality in (family, "any")]
 
 
 def _continuous(profile) -> list[str]:

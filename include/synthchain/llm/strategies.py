@@ -46,7 +46,7 @@ def parse_json(text: str, schema: dict[str, Any]) -> tuple[dict | None, str | No
     if fence:
         body = fence.group(1)
     try:
-        value = json.loads(body)
+        value = json.loads(body, strict=False)  # raw newlines inside strings: small models write code that way
     except json.JSONDecodeError as exc:
         return None, f"not JSON ({exc.msg} at char {exc.pos})"
     try:
