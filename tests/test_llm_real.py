@@ -35,10 +35,10 @@ def llm_env(airflow_db, store, pg_url, tmp_path, smollm2):
     specs.mkdir()
     shutil.copy(ROOT / "include" / "specs" / "fine_foods_llm.yaml", specs)
     code = yaml.safe_load((ROOT / "include" / "specs" / "humaneval_code.yaml").read_text())
-    # 8 problems: 6 seeds x 2 candidates, 2 holdout problems x 1 sample per evaluation condition
-    code["code"].update({"task_ids": [f"HumanEval/{i}" for i in (23, 28, 29, 34, 35, 45, 53, 55)],
-                         "pass_k": 2, "eval_problems": 2, "eval_samples": 1, "min_verified_rows": 0})
-    code["target_rows"] = 12
+    # 13 problems: 10 seeds x 1 candidate, 3 holdout problems (2 solved once per evaluation condition)
+    code["code"].update({"task_ids": [f"HumanEval/{i}" for i in (2, 7, 15, 16, 23, 28, 29, 30, 34, 42, 45, 53, 60)],
+                         "pass_k": 1, "eval_problems": 2, "eval_samples": 1, "min_verified_rows": 0})
+    code["target_rows"] = 10
     (specs / "humaneval_code.yaml").write_text(yaml.safe_dump(code))
     env = {"SYNTHCHAIN_DB_URL": pg_url, "SYNTHCHAIN_STORAGE": str(tmp_path / "storage"),
            "SYNTHCHAIN_SPECS_DIR": str(specs)}
@@ -75,7 +75,7 @@ def test_verified_code_by_rejection_sampling_through_dag_test(llm_env):
     version = store.versions("humaneval_code")[0]
     metrics = store.version(version["id"])["metrics"]
     verification, evaluation = metrics["verification"], metrics["evaluation"]
-    assert verification["rows"] + metrics["generation"]["failed"] == 12
+    assert verification["rows"] + metrics["generation"]["failed"] == 10
     assert verification["holdout_ids_generated"] == 0 and 0.0 <= verification["pass_at_1"] <= 1.0
     assert {"zero_shot", "real_context"} <= set(evaluation) and evaluation["problems"] == 2
     data = pd.read_parquet(next((storage_root / "published" / "humaneval_code").rglob("data.parquet")))

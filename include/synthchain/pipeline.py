@@ -27,6 +27,7 @@ from .generation import derive_seed
 from .modalities import modality_of
 from .modality import HopData, Modality, data_columns
 from .provenance import ProvenanceStore
+from .provenance.store import json_safe
 from .report import render_report
 from .specs import DatasetSpec, SpecError, stable_hash
 from .storage import Storage
@@ -438,7 +439,9 @@ def evaluation(ctx: RunContext, state: dict) -> dict:
                                                    for v in verdicts]))
         explain = {f"{v.monitor}_degradation": v.describe() for v in verdicts}
     gate(ctx, state, "evaluation", batches, explain)
-    return {"evaluation_uri": uri, "collapse": monitors, **{k: result.get(k) for k in ("metric", "trtr", "tstr", "blend")}}
+    # XCom is JSON: a figure undefined on a small set (NaN) travels as null
+    return json_safe({"evaluation_uri": uri, "collapse": monitors,
+                      **{k: result.get(k) for k in ("metric", "trtr", "tstr", "blend")}})
 
 
 def collapse_monitors(ctx: RunContext, data: HopData, real: pd.DataFrame, synthetic: pd.DataFrame, evaluation: dict):

@@ -149,6 +149,7 @@ class CodeSpec(_Strict):
     test_column: str = "test"
     entry_point_column: str = "entry_point"
     task_ids: list[str] | None = Field(None, description="use only these problems (seed and holdout alike)")
+    max_problems: int | None = Field(None, ge=2, description="use only the first N problems in source order")
     timeout_s: float = Field(5.0, gt=0, le=120, description="wall-clock limit per execution")
     memory_mb: int = Field(512, ge=64, le=16384)
     pass_k: int = Field(4, ge=1, le=100, description="k of pass@k (the candidates per problem must reach it)")

@@ -67,6 +67,8 @@ class CodeModality(TextModality):
             if unknown:
                 raise SourceError(f"{where}: field 'code.task_ids': unknown problems {unknown[:5]}")
             frame = frame.loc[frame[spec.code.task_column].isin(spec.code.task_ids)].reset_index(drop=True)
+        if spec.code.max_problems:
+            frame = frame.head(spec.code.max_problems)
         # problems, not rows, are split: a holdout problem never appears among the seeds
         return split_holdout(frame, spec.holdout.fraction, spec.holdout.seed, stratify=None)
 

@@ -78,7 +78,7 @@ class AdaptiveLimit:
                 self.epoch, self.cuts, self.lowest = self.epoch + 1, self.cuts + 1, min(self.lowest, self.limit)
             elif outcome == "ok":
                 self.limit = min(self.maximum, self.limit + 1.0 / self.limit)
-            self._cond.notify_all()
+            self._cond.notify(max(1, int(self.limit) - self.in_flight))  # wake only as many as may start
 
 
 def retry_after(response: Any) -> float | None:

@@ -47,6 +47,16 @@ def content_for_schema(schema: dict | None, request: dict) -> str:
     return json.dumps(value(schema))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # bursts of new connections must not wait for SYN retries (the default is 5)
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body go out without Nagle's wait
+        return conn, addr
+
+
 class FaultServer:
     """`with FaultServer(latency_s=0.05, faults={"429": 0.1}) as server: server.base_url`"""
 
@@ -65,9 +75,7 @@ class FaultServer:
         self.in_flight = self.max_in_flight = 0
         self.requests: list[dict] = []
         self._rng, self._lock = random.Random(seed), threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 256
+        self._server = _Server(("127.0.0.1", 0), self._handler())
 
     @property
     def base_url(self) -> str:

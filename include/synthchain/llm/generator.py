@@ -25,7 +25,7 @@ from ..text.generators import TextGenerator, TextRequest, TextResult, apportion
 from ..text.profile import TextProfile
 from .cache import ResponseCache
 from .client import ChatClient, ChatRequest
-from .endpoint import resolve_endpoint
+from .endpoint import STRUCTURED_MODES, resolve_endpoint
 from .strategies import Critique, Item, Strategy, get_strategy
 
 POOL_PER_LABEL = 2000  # real seed records kept per label (a bound on the pickled generator)
@@ -50,10 +50,12 @@ class OpenAICompatibleGenerator(TextGenerator):
                  concurrency: int = 4, timeout_s: float = 60.0, deadline_s: float | None = None,
                  max_retries: int = 6, batch_size: int = 16, task: str = "",
                  principles: list[str] | None = None, revise_rounds: int = 1,
-                 inputs: dict | None = None):
+                 inputs: dict | None = None, structured_output: str | None = None):
         super().__init__(connection=connection, model=model, strategy=strategy, temperature=temperature,
                          few_shot=few_shot, max_tokens=max_tokens, concurrency=concurrency)
         get_strategy(strategy)  # unknown strategies fail at build time, naming the known ones
+        if structured_output not in (None, *STRUCTURED_MODES):
+            raise GeneratorError(f"structured_output must be one of {STRUCTURED_MODES}, got {structured_output!r}")
         temperature_schedule(temperature, 1)
         if principles and strategy in ("code_solution", "distill"):
             raise GeneratorError(f"principles (critique and revise) apply to written examples, not to {strategy}")
@@ -63,6 +65,7 @@ class OpenAICompatibleGenerator(TextGenerator):
         self.batch_size, self.task = batch_size, task
         self.principles, self.revise_rounds = principles or [], revise_rounds
         self.inputs = inputs
+        self.structured_output = structured_output  # overrides the connection's mode (e.g. "none" for code)
         self.max_concurrency = 1 << 10  # batches overlap freely; the client's adaptive limit bounds requests
         self.storage = None
 
@@ -148,6 +151,8 @@ class OpenAICompatibleGenerator(TextGenerator):
         async with ChatClient(resolve_endpoint(self.connection), self.model, concurrency=self.concurrency,
                               timeout_s=self.timeout_s, deadline_s=self.deadline_s, max_retries=self.max_retries,
                               cache=cache) as client:
+            if self.structured_output:
+                client.structured = self.structured_output
             self._client = client
             frame = await super().asample(n, seed)
         self._client = None

@@ -168,7 +168,12 @@ class Distill(Strategy):
 
 
 class CodeSolution(Strategy):
-    """Solve a programming problem: the reply holds the complete function (a candidate for rejection sampling)."""
+    """Solve a programming problem: the reply holds the complete function (a candidate for rejection sampling).
+
+    Small models write code far better in a ```python block than inside a JSON string, so the prompt asks for
+    the block; a server that enforces the schema gets `{"code": ...}` back and that is parsed too. Either way
+    the code must compile, or the reply is rejected with the SyntaxError.
+    """
 
     name = "code_solution"
 
@@ -177,20 +182,34 @@ class CodeSolution(Strategy):
                 "properties": {"code": {"type": "string", "minLength": 1}}}
 
     def messages(self, item: Item) -> list[dict[str, str]]:
-        shots = "".join(f"Problem:\n{e['prompt']}\nSolution: {json.dumps({'code': e['solution']})}\n\n"
+        shots = "".join(f"Problem:\n{e['prompt']}\nSolution:\n```python\n{e['solution'].strip()}\n```\n\n"
                         for e in item.examples)
-        return [{"role": "system", "content": "You are a careful Python programmer. Reply with JSON {\"code\": ...} "
-                                              "holding the complete function, imports included."},
+        return [{"role": "system", "content": "You are a careful Python programmer. Reply with the complete "
+                                              "function, imports included, in one ```python block."},
                 {"role": "user", "content": f"{shots}Problem:\n{item.context['prompt']}\nSolution:"}]
 
     def parse(self, text: str, item: Item) -> tuple[dict[str, str] | None, str | None]:
-        value, reason = parse_json(text, self.schema())
-        if value is None:
+        code, reason = None, None
+        if text.lstrip().startswith("{"):
+            value, reason = parse_json(text, self.schema())
+            code = value["code"] if value else None
+        else:
+            block = re.search(r"```(?:python|py)?[ \t]*\n(.*?)(?:```|$)", text, re.S)
+            code = block.group(1) if block else None
+            reason = None if block else "no ```python block and no JSON object in the reply"
+        if code is None:
             return None, reason
-        code = re.sub(r"^```(?:python)?\s*|\s*```$", "", value["code"].strip())
+        code = re.sub(r"^```(?:python)?\s*|\s*```$", "", code.strip())
         entry = item.context.get("entry_point")
         if entry and not re.search(rf"\bdef\s+{re.escape(entry)}\s*\(", code):
             code = item.context["prompt"] + code  # a body only: complete the given signature
+        else:  # a whole function: keep the problem's own imports (e.g. `from typing import List`) above it
+            imports = [ln for ln in item.context["prompt"].splitlines() if re.match(r"(from\s+\S+\s+)?import\s", ln)]
+            code = "\n".join([ln for ln in imports if ln not in code] + [code])
+        try:
+            compile(code, "<candidate>", "exec")
+        except (SyntaxError, ValueError) as exc:
+            return None, f"does not compile: {type(exc).__name__}: {getattr(exc, 'msg', exc)}"
         return {self.roles[0]: item.context["prompt"], self.roles[-1]: code}, None
 
 

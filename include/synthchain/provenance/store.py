@@ -7,6 +7,7 @@ COPY (CSV rendered by pyarrow), falling back to executemany on SQLite.
 """
 from __future__ import annotations
 
+import math
 import io
 import os
 from datetime import date, datetime, timezone
@@ -51,6 +52,17 @@ def normalise_url(url: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities (an undefined figure on a tiny set) become null: JSON columns refuse them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 class ProvenanceStore:
@@ -164,7 +176,7 @@ class ProvenanceStore:
         with self.engine.begin() as conn:
             current = conn.scalar(select(DatasetVersion.metrics).where(DatasetVersion.id == version_id)) or {}
             conn.execute(update(DatasetVersion).where(DatasetVersion.id == version_id).values(
-                metrics={**current, **metrics}, updated_at=_now()))
+                metrics=json_safe({**current, **metrics}), updated_at=_now()))
 
     # --- gates ---------------------------------------------------------------------
     def record_gate(self, version_id: int, run_pk: int, hop: str, suite_name: str, success: bool, evaluated: int,
