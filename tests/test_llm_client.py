@@ -237,3 +237,72 @@ def test_judge_scores_parse_and_the_judge_filter_drops_low_scores_with_reasons(m
                                                     np.zeros((3, 0)), [], settings))
     assert decision.keep.tolist() == [True, False, False]
     assert decision.reasons[1].startswith("judge score 2 < 3")
+
+
+# --- strategies: distillation, the constitutional loop, Evol-Instruct's elimination -------------------
+
+def test_distillation_labels_real_unlabelled_inputs(monkeypatch, tmp_path):
+    inputs = tmp_path / "unlabelled.csv"
+    pd.DataFrame({"body": ["superb tea, will buy again", "stale and bland"]}).to_csv(inputs, index=False)
+
+    def teacher(request):
+        text = request["messages"][-1]["content"].split("Label this:")[-1]
+        return json.dumps({"label": "great" if "superb" in text else "other"})
+
+    with FaultServer(responder=teacher) as server:
+        gen = generator(monkeypatch, server, strategy="distill",
+                        inputs={"uri": str(inputs), "columns": {"text": "body"}})
+        rows = gen.sample(4, seed=0)
+    assert sorted(zip(rows["review"], rows["score"])) == [
+        ("stale and bland", "other"), ("stale and bland", "other"),
+        ("superb tea, will buy again", "great"), ("superb tea, will buy again", "great")]
+    assert rows["_sc_attempt"].tolist().count(1) == 2  # the second pass over the inputs is a second draw
+
+
+def test_critique_and_revise_against_the_spec_principles(monkeypatch, tmp_path):
+    def model(request):
+        system, user = request["messages"][0]["content"], request["messages"][-1]["content"]
+        if "against principles" in system:  # the critic
+            return json.dumps({"violations": ["names a price"] if "$" in user else []})
+        if "follows every principle" in user:  # the revision
+            return json.dumps({"text": "Smooth roast, fair value for a daily coffee."})
+        return json.dumps({"text": "Smooth roast, only $5 a bag!"})  # the draft breaks the principle
+
+    with FaultServer(responder=model) as server:
+        gen = generator(monkeypatch, server, principles=["Never state a price."], revise_rounds=2)
+        rows = gen.sample(3, seed=0)
+    assert rows["review"].tolist() == ["Smooth roast, fair value for a daily coffee."] * 3
+    assert rows["_sc_revised"].all()
+
+
+def test_evol_instruct_eliminates_failed_evolutions():
+    from synthchain.llm.strategies import EvolInstruct, Item
+
+    evol = EvolInstruct(["instruction", "response"])
+    seed = {"instruction": "Explain what a hash map is.", "response": "A hash map stores key value pairs."}
+    item = Item(seed=seed, operation="constrain")
+    ok = json.dumps({"instruction": "Explain a hash map in three sentences, with one Python example.",
+                     "response": "A hash map stores pairs by hashing keys. Lookups are O(1) on average. d = {}"})
+    assert evol.parse(ok, item)[0]["instruction"].startswith("Explain a hash map in three")
+    for reply, reason in [
+        (json.dumps(seed), "nearly) the seed"),
+        (json.dumps({"instruction": "#Rewritten Prompt#: explain maps", "response": "Maps map keys to values."}),
+         "meta-prompt leaked"),
+        (json.dumps({"instruction": "Explain hash maps to a child", "response": "Sorry, as an AI I cannot."}),
+         "refusal"),
+        (json.dumps({"instruction": "Explain hash maps to a child", "response": "Keys."}), "trivial answer"),
+        ('{"instruction": "unfinished', "not JSON"),
+    ]:
+        fields, why = evol.parse(reply, item)
+        assert fields is None and reason in why, (reply, why)
+
+
+def test_sandbox_from_the_synthchain_cli(tmp_path, capsys):
+    from synthchain.cli import main
+
+    script = tmp_path / "hostile.py"
+    script.write_text("import socket\nsocket.create_connection(('127.0.0.1', 5432), timeout=1)\n")
+    assert main(["sandbox", "run", str(script), "--timeout", "3", "--json"]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["status"] == "error" and "netns" in verdict["isolation"]
+    assert "Error" in verdict["error"]  # e.g. OSError: Network is unreachable
