@@ -1,7 +1,7 @@
 """LLM client: synthchain's `ChatClient` vs the official `openai` SDK used plainly, on faults and on a real model.
 
     .venv/bin/python bench/llm_client.py [--part faults|smollm2|all] [--requests 400] [--concurrency 16]
-        [--latency 0.2] [--fault-rate 0.3] [--stock-server] [--prompts 16] [--model-concurrency 2] [--rounds 2] [--chunk 4]
+        [--latency 0.2] [--fault-rate 0.3] [--prompts 16] [--model-concurrency 2] [--rounds 2] [--chunk 4]
 
 Peer: `AsyncOpenAI(base_url=..., api_key="k")` with its DEFAULT retries (2) and timeout, all requests sent
 at once through `asyncio.gather(..., return_exceptions=True)`, each one `client.chat.completions.create(...)`
@@ -10,8 +10,9 @@ A request is lost when it raises after the SDK's own retries (for synthchain: wh
 Both clients run in this process, one after the other, never at the same time.
 
 Part `faults` (the fault-injecting local server `synthchain.llm.faults.FaultServer`, a fresh one per run with
-the same seed, so both clients meet the same seeded fault plan; by default with two bench-local socket fixes,
-see `fix_server`; `--stock-server` runs it as shipped):
+the same seed, so both clients meet the same seeded fault plan; the server sets TCP_NODELAY and a listen
+backlog of 256, both found by this benchmark: without them Nagle's delay and dropped SYNs, not the clients,
+dominated the figures):
   a. clean server, a fixed latency per request (0.2 s), N requests (400). synthchain at concurrency C (16) and
      the SDK behind an `asyncio.Semaphore(C)` (like for like), twice each in ABBA order; the SDK unbounded once
      (its own rate). Target: synthchain completes >= 90% of C / latency requests per second
@@ -19,7 +20,8 @@ see `fix_server`; `--stock-server` runs it as shipped):
   b. 30% injected faults (6% each of 429 with Retry-After, 500, connection reset, truncated JSON body, non-JSON
      body): requests lost (target 0 for synthchain) for both clients, and the wall time ratio synthchain / SDK
      (unbounded; `_same_c`: the SDK behind the semaphore). A last diagnostic row runs synthchain with
-     `min_concurrency=C`, i.e. without its AIMD cuts, to show what they cost when 429s are not load-related.
+     `min_concurrency=C`, i.e. without its AIMD cuts (its default floor is 1), to show what the cuts cost
+     when 429s are not load-related.
   BENCH llm_client_faults: ratio = synthchain rps / unbounded SDK rps on the clean server.
 
 Part `smollm2` (the real local model, `synthchain.llm.local_server.LocalModelServer`: SmolLM2-135M-Instruct
@@ -40,7 +42,6 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import tempfile
 import time
 from collections import Counter
@@ -113,30 +114,7 @@ def fmt_errors(errors: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1])) or "-"
 
 
-def fix_server(server: FaultServer) -> FaultServer:
-    """Two bench-local fixes to the test server's sockets (FaultServer itself is not changed).
-
-    1. TCP_NODELAY on accepted sockets: `http.server` writes the status+headers and the body as two small sends;
-       with Nagle on, the body waits for the client's delayed ACK of the headers (~40 ms on Linux loopback),
-       ~20% of a 0.2 s latency. uvicorn, llama.cpp's server and hosted APIs set TCP_NODELAY.
-    2. A listen backlog of 256: FaultServer sets `request_queue_size = 256` after the socket already listens
-       with socketserver's default of 5, so a burst of new connections overflows it and the dropped SYNs are
-       retried by the kernel after 1 s (then 3 s, ...), which stalls whole concurrency slots.
-    Both are properties of the test server, not of either client; `--stock-server` measures without them.
-    """
-    handler = server._server.RequestHandlerClass
-
-    class NoDelayHandler(handler):
-        def setup(self):
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    server._server.RequestHandlerClass = NoDelayHandler
-    server._server.socket.listen(server._server.request_queue_size)
-    return server
-
-
-def probe_overhead_ms(stock: bool, n: int = 20) -> float:
+def probe_overhead_ms(n: int = 20) -> float:
     """Mean ms per sequential request to a zero-latency FaultServer (what the server+SDK add to `latency_s`)."""
     async def probe(url: str) -> float:
         client = openai.AsyncOpenAI(base_url=url, api_key="k", max_retries=0)
@@ -148,8 +126,7 @@ def probe_overhead_ms(stock: bool, n: int = 20) -> float:
         await client.close()
         return (time.perf_counter() - t0) / n * 1000
 
-    server = FaultServer(latency_s=0.0)
-    with (server if stock else fix_server(server)) as s:
+    with FaultServer(latency_s=0.0) as s:
         return asyncio.run(probe(s.base_url))
 
 
@@ -171,10 +148,7 @@ def part_faults(args) -> str:
     synth_kw = {"backoff_s": args.backoff, "max_retries": args.max_retries}
 
     def serve(fault_plan: dict | None) -> FaultServer:
-        server = FaultServer(latency_s=latency, faults=fault_plan, seed=args.seed, retry_after_s=args.retry_after)
-        if not args.stock_server:
-            fix_server(server)
-        return server
+        return FaultServer(latency_s=latency, faults=fault_plan, seed=args.seed, retry_after_s=args.retry_after)
 
     def measure(fault_plan: dict | None, side: str, concurrency: int | None = None, **extra_kw) -> dict:
         with serve(fault_plan) as s:
@@ -196,8 +170,8 @@ def part_faults(args) -> str:
     synth_fault_fixed = measure(faults, "synth", min_concurrency=c)  # diagnostic: AIMD cannot cut below C
 
     ceiling = c / latency
-    base = probe_overhead_ms(args.stock_server)
-    print(f"\nfault server ({'stock' if args.stock_server else 'TCP_NODELAY, backlog 256'}; {base:.1f} ms per sequential request at "
+    base = probe_overhead_ms()
+    print(f"\nfault server ({base:.1f} ms per sequential request at "
           f"zero latency): {n} requests, latency {latency:g} s, synthchain concurrency {c} "
           f"(ceiling {ceiling:.0f} req/s), faults {args.fault_rate:.0%} = " +
           ", ".join(f"{k} {v:.0%}" for k, v in faults.items()) + f", Retry-After {args.retry_after:g} s")
@@ -293,8 +267,6 @@ def main() -> None:
     parser.add_argument("--retry-after", type=float, default=0.2, help="Retry-After of the injected 429s (s)")
     parser.add_argument("--backoff", type=float, default=0.2, help="synthchain's backoff_s on the fault server")
     parser.add_argument("--max-retries", type=int, default=6, help="synthchain's max_retries (its default)")
-    parser.add_argument("--stock-server", action="store_true",
-                        help="FaultServer as shipped (Nagle: ~40 ms per reply; backlog 5: 1 s SYN retries), not fix_server()")
     parser.add_argument("--seed", type=int, default=7, help="fault plan seed")
     parser.add_argument("--prompts", type=int, default=16, help="prompts per pass on the local model")
     parser.add_argument("--model-concurrency", type=int, default=2)
