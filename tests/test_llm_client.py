@@ -306,3 +306,15 @@ def test_sandbox_from_the_synthchain_cli(tmp_path, capsys):
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["status"] == "error" and "netns" in verdict["isolation"]
     assert "Error" in verdict["error"]  # e.g. OSError: Network is unreachable
+
+
+def test_pass_at_k_is_the_unbiased_estimator():
+    from math import comb
+
+    from synthchain.code.passk import pass_at_k, pass_table
+
+    for n, c, k in [(4, 1, 1), (4, 1, 4), (10, 3, 2), (10, 0, 5), (5, 5, 1)]:
+        assert pass_at_k(n, c, k) == pytest.approx(1 - comb(n - c, k) / comb(n, k))
+    assert pass_at_k(3, 1, 4) is None  # fewer candidates than k: no estimate, never a silent 0
+    table = pass_table(pd.DataFrame({"task": ["a"] * 4 + ["b"] * 4, "passed": [1, 0, 0, 0] + [0] * 4}), ["task"], [1, 4])
+    assert table["pass@1"].tolist() == [0.25, 0.0] and table["pass@4"].tolist() == [1.0, 0.0]

@@ -262,9 +262,11 @@ def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
     rows = model.sample(shard["rows"], seed=shard["seed"])
     name = f"{gen.slug}-{shard['shard']:04d}"
     # Requests that failed or were rejected are accounted for next to the shard, never padded with empty rows.
-    failures = pd.DataFrame(getattr(model, "failures_", None) or [], columns=["index", "label", "attempt", "error"])
+    failures = pd.DataFrame(getattr(model, "failures_", None) or [],
+                            columns=["index", "label", "attempt", "error", "model", "context"])
     ctx.storage.write_parquet(ctx.staging("generation", "shards", f"{name}.failures.parquet"),
-                              failures.assign(generator=gen.name, shard=shard["shard"]).astype({"label": object}))
+                              failures.assign(generator=gen.name, shard=shard["shard"]).astype(
+                                  {"label": object, "model": object, "context": object}))
     ctx.storage.write_json(ctx.staging("generation", "shards", f"{name}.stats.json"),
                            {"planned": shard["rows"], "generator": gen.name, **(getattr(model, "stats_", None) or {})})
     order = ctx.modality.output_columns(_profile(ctx, state))

@@ -13,6 +13,7 @@ Stage I/O (beyond the pipeline's own artefacts):
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,22 @@ class ExecutionFilter(RowFilter):
         reasons = np.array([f"tests {v}: {e}" for v, e in zip(data.checks["verdict"], data.checks["exec_error"])],
                            dtype=object)
         return Decision(passed, reasons, {"failed_tests": int((~passed).sum())})
+
+
+def rejected_attempts(data: HopData, task_column: str) -> pd.DataFrame:
+    """Candidates rejected at generation (no code block, does not compile) or never answered: failed attempts.
+
+    pass@k counts every one of the k candidates a problem was given, not only those that parsed.
+    """
+    empty = pd.DataFrame(columns=["task", "passed", "source", "model"])
+    if "failures_uri" not in data.state:
+        return empty
+    failed = data.storage.read_parquet(data.state["failures_uri"])
+    if failed.empty or "context" not in failed:
+        return empty
+    tasks = [json.loads(c or "{}").get(task_column) for c in failed["context"]]
+    return pd.DataFrame({"task": tasks, "passed": False, "source": failed["generator"].to_numpy(),
+                         "model": failed["model"].to_numpy()}).dropna(subset=["task"])
 
 
 class CodeModality(TextModality):
@@ -114,9 +131,11 @@ class CodeModality(TextModality):
         checks["contaminated_by"] = first_set
         leaked_ids = sorted(set(synthetic[settings.task_column]) & set(holdout[settings.task_column]))
 
-        scored = pd.DataFrame({"task": synthetic[settings.task_column].to_numpy(), "passed": checks["passed"],
-                               "source": full["_sc_generator"].to_numpy(),
-                               "model": full.get("_sc_model", pd.Series([None] * len(full))).to_numpy()})
+        scored = pd.concat([pd.DataFrame({
+            "task": synthetic[settings.task_column].to_numpy(), "passed": checks["passed"].to_numpy(),
+            "source": full["_sc_generator"].to_numpy(),
+            "model": full.get("_sc_model", pd.Series([None] * len(full))).to_numpy()}),
+            rejected_attempts(data, settings.task_column)], ignore_index=True)
         ks = sorted({1, settings.pass_k})
         per_problem = pass_table(scored, ["task"], ks)
         per_source = pass_table(scored, ["source", "model", "task"], ks).groupby(["source", "model"], dropna=False)
@@ -128,8 +147,8 @@ class CodeModality(TextModality):
                                      cached_embeddings(data, train_texts), cached_embeddings(data, kept_texts)) \
             if len(verified) else {}
         metrics = {
-            "rows": len(synthetic), "verified_rows": int(checks["passed"].sum()),
-            "verified_share": float(checks["passed"].mean()) if len(checks) else 0.0,
+            "rows": len(synthetic), "candidates": len(scored), "verified_rows": int(checks["passed"].sum()),
+            "verified_share": float(checks["passed"].sum() / len(scored)) if len(scored) else 0.0,
             "verdicts": checks["verdict"].value_counts().to_dict(),
             **{f"pass_at_{k}": mean_pass(per_problem, k) for k in ks},
             "pass_k": settings.pass_k, "problems": int(per_problem.shape[0]),

@@ -20,8 +20,8 @@ def code_sections(data, synth: pd.DataFrame) -> list[tuple[str, str]]:
     sources = [{"source / model": name, **{key: _fmt(v) for key, v in figures.items()}}
                for name, figures in (verification.get("pass_by_source") or {}).items()]
     problems = [{key: _fmt(v) for key, v in row.items()} for row in verification.get("pass_by_problem") or []]
-    pass_html = (f"<p>Rejection sampling: {verification.get('rows')} candidates, {verification.get('verified_rows')} "
-                 f"passed their problem's tests in the sandbox; {verification.get('problems_solved')} of "
+    pass_html = (f"<p>Rejection sampling: {verification.get('candidates')} candidates ({verification.get('rows')} "
+                 f"parsed and compiled), {verification.get('verified_rows')} passed their problem's tests in the sandbox; {verification.get('problems_solved')} of "
                  f"{verification.get('problems')} seed problems solved at least once. Verdicts: "
                  f"{html.escape(str(verification.get('verdicts')))}. pass@k is the unbiased estimator of Chen et al. "
                  f"(k = 1 and {k}).</p>" + html_table(sources, list(sources[0]) if sources else [])

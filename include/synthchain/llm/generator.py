@@ -167,24 +167,24 @@ class OpenAICompatibleGenerator(TextGenerator):
         strategy, item = self.strategy_, self._item(request)
         temperature = self._temperatures[request.index // self.batch_size]
         meta = {"model": self.model, "strategy": strategy.key, "temperature": temperature, "attempt": request.attempt}
+        columns = {}
+        if request.payload and "problem" in request.payload:  # keep what the verifier needs (tests, entry point)
+            problem = request.payload["problem"]
+            columns = {k: v for k, v in problem.items() if k not in self.profile_.roles.values()}
         reply = await self._client.complete(ChatRequest(
             strategy.messages(item), temperature=temperature, max_tokens=self.max_tokens, seed=request.seed,
             sample_index=request.attempt, schema=strategy.schema(), schema_name=strategy.name))
         if not reply.ok:
-            return TextResult(None, error=f"request failed: {reply.error}", meta=meta)
+            return TextResult(None, error=f"request failed: {reply.error}", meta=meta, columns=columns)
         fields, reason = strategy.parse(reply.text, item)
         if fields is None:
             self.rejections_[reason.split(":")[0].split(" (")[0]] += 1
-            return TextResult(None, error=f"rejected: {reason}", meta=meta)
+            return TextResult(None, error=f"rejected: {reason}", meta=meta, columns=columns)
         if self.principles:
             fields, revised = await self._critique_and_revise(item, fields, request)
             if fields is None:
                 return TextResult(None, error=f"rejected: {revised}", meta=meta)
             meta["revised"] = revised
-        columns = {}
-        if request.payload and "problem" in request.payload:  # keep what the verifier needs (tests, entry point)
-            problem = request.payload["problem"]
-            columns = {k: v for k, v in problem.items() if k not in self.profile_.roles.values()}
         return TextResult(fields, meta=meta, columns=columns)
 
     async def _critique_and_revise(self, item: Item, fields: dict, request: TextRequest):

@@ -9,6 +9,7 @@ with its reason (`failures_`), never turned into an empty row.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,8 +103,11 @@ class TextGenerator(Generator):
         rows, self.failures_ = [], []
         for request, result in zip(requests, results):
             if result.fields is None:
+                # what the request was about (e.g. its problem's id), so that a rejected candidate still counts
+                context = {k: v for k, v in result.columns.items() if len(str(v)) <= 200}
                 self.failures_.append({"index": request.index, "label": request.label, "attempt": request.attempt,
-                                       "error": result.error})
+                                       "error": result.error, "model": result.meta.get("model"),
+                                       "context": json.dumps(context, default=str)})
                 continue
             row = {col: result.fields.get(role, "") for role, col in profile.roles.items()}
             if profile.label_column:  # a labelling strategy (distillation) returns its own label
