@@ -25,7 +25,7 @@ def code_sections(data, synth: pd.DataFrame) -> list[tuple[str, str]]:
                  f"{verification.get('problems')} seed problems solved at least once. Verdicts: "
                  f"{html.escape(str(verification.get('verdicts')))}. pass@k is the unbiased estimator of Chen et al. "
                  f"(k = 1 and {k}).</p>" + html_table(sources, list(sources[0]) if sources else [])
-                 + "<h3>Per problem</h3>" + html_table(problems, ["task", "n", "c", "pass@1", f"pass@{k}"]))
+                 + "<h3>Per problem</h3>" + html_table(problems, list(dict.fromkeys(["task", "n", "c", "pass@1", f"pass@{k}"]))))
 
     blended = data.frame("blend_uri")
     published = blended.loc[blended["_sc_origin"] == "synthetic"].head(EXAMPLES)
