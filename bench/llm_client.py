@@ -27,7 +27,7 @@ dominated the figures):
 Part `smollm2` (the real local model, `synthchain.llm.local_server.LocalModelServer`: SmolLM2-135M-Instruct
 served by llama-cpp-python on 127.0.0.1): M prompts (16), max_tokens 64, temperature 0.7, fixed seeds, no
 response_format, both clients at the same concurrency (2; synthchain's response cache off, so both call the
-model). After one untimed warm-up request each client sends all M prompts `--rounds` (2) times; the two clients
+model). After one untimed warm-up request each client sends all M prompts `--rounds` (3) times; the two clients
 take turns every `--chunk` (4) prompts, in the order AB BA AB ... (flipped each round), so warm-up and bursts of
 other load fall on both sides alike (a fresh client per turn, for both). Figure: generated (completion) tokens
 per second over all of a client's turns. Target: synthchain >= 0.9 x the plain SDK.
@@ -271,7 +271,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16, help="prompts per pass on the local model")
     parser.add_argument("--model-concurrency", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2, help="times each client sends the prompts to the local model")
+    parser.add_argument("--rounds", type=int, default=3, help="times each client sends the prompts to the local model")
     parser.add_argument("--chunk", type=int, default=4, help="prompts per turn when the clients alternate")
     args = parser.parse_args()
     logging.getLogger("synthchain.llm").setLevel(logging.ERROR)  # per-request failure warnings would flood the table
