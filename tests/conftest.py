@@ -6,6 +6,7 @@ before anything imports airflow.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import socket
 import subprocess
 import sys
@@ -162,3 +163,15 @@ def base_spec(**overrides) -> dict:
     }
     spec.update(overrides)
     return spec
+
+
+@contextmanager
+def environment(**env: str):
+    """Set environment variables for a block and restore them after (dag.test() re-reads them at every parse)."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from conftest import ROOT, base_spec
+from conftest import ROOT, base_spec, environment
 
 pytestmark = pytest.mark.airflow
 
@@ -84,13 +84,9 @@ def airflow_env(tmp_path, pg_url, airflow_db, store):
         name="lc_strict", gates={"min_quality_score": 0.8, "max_utility_drop": 0.05, "max_synthetic_share": 0.01})))
     shutil.copy(ROOT / "include" / "specs" / "fine_foods.yaml", specs)  # the shipped text spec, as is
     # dag.test() parses the dags folder again, so the spec folder stays set for the whole test.
-    env = {"SYNTHCHAIN_DB_URL": pg_url, "SYNTHCHAIN_STORAGE": str(tmp_path / "storage"),
-           "SYNTHCHAIN_SPECS_DIR": str(specs)}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield _dagbag(), store, tmp_path / "storage"
-    for k, v in old.items():
-        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    with environment(SYNTHCHAIN_DB_URL=pg_url, SYNTHCHAIN_STORAGE=str(tmp_path / "storage"),
+                     SYNTHCHAIN_SPECS_DIR=str(specs)):
+        yield _dagbag(), store, tmp_path / "storage"
 
 
 def _states(run) -> dict[str, str]:

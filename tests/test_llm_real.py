@@ -4,6 +4,7 @@ Small counts: the model answers a chat completion in one to a few seconds on 2 c
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import datetime, timezone
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import environment
 from test_dags import ROOT, _dagbag, _states
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -21,12 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def smollm2():
     from synthchain.llm.local_server import LocalModelServer
 
-    with LocalModelServer() as server:
-        conn = {"host": server.base_url, "extra": {"structured_output": "json_object"}}
-        old = os.environ.get("AIRFLOW_CONN_LLM_LOCAL")
-        os.environ["AIRFLOW_CONN_LLM_LOCAL"] = __import__("json").dumps(conn)
+    conn = {"extra": {"structured_output": "json_object"}}
+    with LocalModelServer() as server, environment(AIRFLOW_CONN_LLM_LOCAL=json.dumps({**conn, "host": server.base_url})):
         yield server
-        os.environ.pop("AIRFLOW_CONN_LLM_LOCAL") if old is None else os.environ.__setitem__("AIRFLOW_CONN_LLM_LOCAL", old)
 
 
 @pytest.fixture
@@ -40,13 +39,9 @@ def llm_env(airflow_db, store, pg_url, tmp_path, smollm2):
                          "pass_k": 1, "eval_problems": 2, "eval_samples": 1, "min_verified_rows": 0})
     code["target_rows"] = 10
     (specs / "humaneval_code.yaml").write_text(yaml.safe_dump(code))
-    env = {"SYNTHCHAIN_DB_URL": pg_url, "SYNTHCHAIN_STORAGE": str(tmp_path / "storage"),
-           "SYNTHCHAIN_SPECS_DIR": str(specs)}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield _dagbag(), store, tmp_path / "storage"
-    for k, v in old.items():
-        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    with environment(SYNTHCHAIN_DB_URL=pg_url, SYNTHCHAIN_STORAGE=str(tmp_path / "storage"),
+                     SYNTHCHAIN_SPECS_DIR=str(specs)):
+        yield _dagbag(), store, tmp_path / "storage"
 
 
 def test_fine_foods_with_llm_sources_through_dag_test(llm_env):
