@@ -54,9 +54,8 @@ def evaluate_code(spec, holdout: pd.DataFrame, real: pd.DataFrame, verified: pd.
 
     async def ask():
         async with ChatClient(resolve_endpoint(llm.params["connection"]), llm.params["model"],
-                              concurrency=llm.params.get("concurrency", 4), cache=ResponseCache(storage)) as client:
-            if llm.params.get("structured_output"):
-                client.structured = llm.params["structured_output"]
+                              concurrency=llm.params.get("concurrency", 4), cache=ResponseCache(storage),
+                              structured_output=llm.params.get("structured_output")) as client:
             return await client.complete_all(requests), client.stats.as_dict()
 
     replies, calls = asyncio.run(ask())

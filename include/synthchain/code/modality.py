@@ -110,12 +110,8 @@ class CodeModality(TextModality):
                     g.expect("expect_column_value_lengths_to_be_between", column=col, min_value=1)]
         return out
 
-    def output_columns(self, profile) -> list[str]:
-        return profile.columns
-
     def generation_batches(self, spec, synthetic, profile, suite) -> list[g.Batch]:
-        frame = data_columns(synthetic)
-        return [g.Batch("synthetic", frame, suite)]
+        return [g.Batch("synthetic", synthetic, suite)]
 
     # --- verification ----------------------------------------------------------------------------
     def verify(self, data: HopData, synthetic: pd.DataFrame) -> Verified:
@@ -195,8 +191,7 @@ class CodeModality(TextModality):
 
     # --- evaluation ------------------------------------------------------------------------------
     def evaluate(self, data: HopData, real, kept, blended) -> dict:
-        result = evaluate_code(data.spec, data.holdout, real, kept, data.storage, data.seed("evaluate"))
-        return result
+        return evaluate_code(data.spec, data.holdout, real, kept, data.storage, data.seed("evaluate"))
 
     def monitor_input(self, data: HopData, real, kept, evaluation):
         from ..collapse.monitors import MonitorInput

@@ -121,7 +121,8 @@ class ChatClient:
 
     def __init__(self, endpoint: Endpoint, model: str, *, concurrency: int = 8, min_concurrency: int | None = None,
                  timeout_s: float = 60.0, deadline_s: float | None = None, max_retries: int = 6,
-                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, cache: ResponseCache | None = None):
+                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, cache: ResponseCache | None = None,
+                 structured_output: str | None = None):
         self.endpoint, self.model = endpoint, model
         # The limit may fall to 1: a server whose capacity is below any floor would otherwise answer 429 forever
         # (tests: capacity 3). The price is paid when 429s are not about load (bench/llm_client.py, random 429s:
@@ -131,7 +132,7 @@ class ChatClient:
         self.timeout_s, self.deadline_s, self.max_retries = timeout_s, deadline_s, max_retries
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.cache = cache
-        self.structured = endpoint.structured_output
+        self.structured = structured_output or endpoint.structured_output  # a generator may override the connection
         self.stats = ClientStats()
         self._client: openai.AsyncOpenAI | None = None
 

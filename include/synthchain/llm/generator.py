@@ -150,9 +150,7 @@ class OpenAICompatibleGenerator(TextGenerator):
         self.rejections_: Counter = Counter()
         async with ChatClient(resolve_endpoint(self.connection), self.model, concurrency=self.concurrency,
                               timeout_s=self.timeout_s, deadline_s=self.deadline_s, max_retries=self.max_retries,
-                              cache=cache) as client:
-            if self.structured_output:
-                client.structured = self.structured_output
+                              cache=cache, structured_output=self.structured_output) as client:
             self._client = client
             frame = await super().asample(n, seed)
         self._client = None
