@@ -18,8 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("SYNTHCHAIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-PROVENANCE_DB = "synthchain_test"
-AIRFLOW_DB = "synthchain_airflow_test"
+# separate names let two test sessions share one PostgreSQL server without dropping each other's tables
+PROVENANCE_DB = os.environ.get("SYNTHCHAIN_TEST_DB", "synthchain_test")
+AIRFLOW_DB = os.environ.get("SYNTHCHAIN_TEST_AIRFLOW_DB", "synthchain_airflow_test")
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="synthchain-airflow-home-"))
 
 os.environ.update({

@@ -173,7 +173,7 @@ def test_accumulate_chain_publishes_and_records_ancestry(spec_file, store, stora
     assert generations[ids[2]] == 2 and set(generations) <= set(ids)
     assert all(gen is None for created, gen, origin, _ in per_gen if origin == "real")
     fit = storage.read_parquet(storage.uri(f"runs/lc_acc/{date(2026, 5, 3)}/"
-                                           f"{RunContext(spec, date(2026, 5, 3), 'x', 'x', storage, store).generators_hash}"
+                                           f"{RunContext(spec, date(2026, 5, 3), 'x', 'x', storage, store).config_hash}"
                                            "/profiling/fit_data.parquet"))
     assert (fit["_sc_origin"] == "real").sum() == 7886 and (fit["_sc_origin"] == "synthetic").sum() > 0
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 from datetime import datetime, timezone
@@ -18,17 +19,24 @@ pytestmark = pytest.mark.airflow
 DAGS = ROOT / "dags"
 
 
+def dags_folder_for(specs_dir: Path) -> Path:
+    """A dags folder for a spec folder, as `synthchain dags sync` writes it, plus the shipped non-spec DAG files."""
+    from synthchain.dagfiles import sync
+
+    dags = specs_dir.parent / f"{specs_dir.name}_dags"
+    sync(specs_dir, dags)
+    for name in ("synthchain_collapse.py", "synthchain_specs_check.py"):
+        shutil.copy(DAGS / name, dags / name)
+    return dags
+
+
 def _dagbag(specs_dir: Path | None = None):
     from airflow.dag_processing.dagbag import DagBag
 
-    old = os.environ.get("SYNTHCHAIN_SPECS_DIR")
-    if specs_dir:
-        os.environ["SYNTHCHAIN_SPECS_DIR"] = str(specs_dir)
-    try:
+    if specs_dir is None:
         return DagBag(str(DAGS))
-    finally:
-        if specs_dir:
-            os.environ.pop("SYNTHCHAIN_SPECS_DIR") if old is None else os.environ.__setitem__("SYNTHCHAIN_SPECS_DIR", old)
+    with environment(SYNTHCHAIN_SPECS_DIR=str(specs_dir)):
+        return DagBag(str(dags_folder_for(specs_dir)))
 
 
 def test_every_shipped_spec_becomes_a_dag():
@@ -46,24 +54,52 @@ def test_every_shipped_spec_becomes_a_dag():
     assert dag.task_dict["generation.sample"].is_mapped and dag.task_dict["generation.fit"].is_mapped
 
 
+def test_shipped_dag_files_are_in_step_with_the_specs():
+    from synthchain.cli import main
+
+    assert main(["dags", "sync", "--check", "--specs-dir", str(ROOT / "include" / "specs"),
+                 "--dags-dir", str(DAGS)]) == 0
+
+
+def test_candidate_lines_are_their_own_dags():
+    bag = _dagbag()
+    main, candidate = bag.dags["synthchain__lending_club"], bag.dags["synthchain__lending_club__cart_1_1"]
+    assert candidate.params["generator_versions"] == {"gaussian_copula": "1.0", "cart": "1.1"}
+    assert main.params["generator_versions"] == {"gaussian_copula": "1.0", "cart": "1.0"}
+    assert candidate.schedule == main.schedule and candidate.is_paused_upon_creation is True
+    assert main.fileloc == candidate.fileloc == str(DAGS / "synthchain__lending_club.py")
+
+
 def test_broken_spec_is_isolated(tmp_path):
-    shutil.copy(ROOT / "include" / "specs" / "lending_club.yaml", tmp_path)
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    shutil.copy(ROOT / "include" / "specs" / "lending_club.yaml", specs)
     broken = base_spec(name="broken_one", blend={"real_fraction": 2})
-    (tmp_path / "broken_one.yaml").write_text(yaml.safe_dump(broken))
-    (tmp_path / "not_yaml.yaml").write_text("name: [oops")
-    bag = _dagbag(tmp_path)
-    assert "synthchain__lending_club" in bag.dags
+    (specs / "broken_one.yaml").write_text(yaml.safe_dump(broken))
+    (specs / "not_yaml.yaml").write_text("name: [oops")
+    bag = _dagbag(specs)
+    assert {"synthchain__lending_club", "synthchain__lending_club__cart_1_1"} <= set(bag.dags)
     assert "synthchain__broken_one" not in bag.dags
-    errors = "\n".join(bag.import_errors.values())
-    assert "broken_one.yaml: field 'blend.real_fraction'" in errors
-    assert "not_yaml.yaml: not valid YAML" in errors
+    # each error is its own file's: the dag-processor deactivates only that file's DAGs
+    dags = dags_folder_for(specs)
+    assert "broken_one.yaml: field 'blend.real_fraction'" in bag.import_errors[str(dags / "synthchain__broken_one.py")]
+    assert "not_yaml.yaml: not valid YAML" in bag.import_errors[str(dags / "synthchain__not_yaml.py")]
+    assert str(dags / "synthchain__lending_club.py") not in bag.import_errors
+    # a spec added without its DAG file is named by the folder's check file, again without touching the others
+    (specs / "added_later.yaml").write_text(yaml.safe_dump(base_spec(name="added_later")))
+    with environment(SYNTHCHAIN_SPECS_DIR=str(specs)):
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(str(dags))
+    assert "synthchain__added_later.py" in bag.import_errors[str(dags / "synthchain_specs_check.py")]
+    assert "synthchain__lending_club" in bag.dags
 
 
 def test_params_refuse_bad_values():
     from airflow.sdk.exceptions import ParamValidationError
 
     dag = _dagbag().dags["synthchain__lending_club"]
-    for bad in ({"real_fraction": 1.5}, {"target_rows": 0}, {"blend_mode": "sometimes"},
+    for bad in ({"real_fraction": 1.5}, {"target_rows": 99}, {"blend_mode": "sometimes"},
                 {"generator_versions": {"cart": "7.7"}}, {"generator_versions": {"unknown": "1.0"}}):
         params = copy.deepcopy(dag.params)
         with pytest.raises(ParamValidationError):
@@ -83,10 +119,13 @@ def airflow_env(tmp_path, pg_url, airflow_db, store):
     (specs / "lc_strict.yaml").write_text(yaml.safe_dump(base_spec(
         name="lc_strict", gates={"min_quality_score": 0.8, "max_utility_drop": 0.05, "max_synthetic_share": 0.01})))
     shutil.copy(ROOT / "include" / "specs" / "fine_foods.yaml", specs)  # the shipped text spec, as is
-    # dag.test() parses the dags folder again, so the spec folder stays set for the whole test.
+    # dag.test() parses the DAG files again from its bundle: the spec folder and its dags folder stay set.
+    dags = dags_folder_for(specs)
+    bundle = [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+               "kwargs": {"path": str(dags)}}]
     with environment(SYNTHCHAIN_DB_URL=pg_url, SYNTHCHAIN_STORAGE=str(tmp_path / "storage"),
-                     SYNTHCHAIN_SPECS_DIR=str(specs)):
-        yield _dagbag(), store, tmp_path / "storage"
+                     SYNTHCHAIN_SPECS_DIR=str(specs), AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST=json.dumps(bundle)):
+        yield _dagbag(specs), store, tmp_path / "storage"
 
 
 def _states(run) -> dict[str, str]:
@@ -118,6 +157,15 @@ def test_dag_runs_end_to_end_and_reruns_idempotently(airflow_env):
     assert published == versions[0]["real_rows"] + versions[0]["synthetic_rows"]
     states = _states(run)
     assert states["publish"] == "success" and states["generation.sample"] == "success"
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:  # consumers of the asset learn the version and where its report is
+        extra = session.scalars(select(AssetEvent.extra).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                                .where(AssetModel.name == "synthchain://lc_small", AssetEvent.source_run_id == run.run_id)
+                                ).one()
+    assert extra["version_id"] == version_id and extra["report_uri"].endswith("report.html")
+    assert extra["line"] == "main" and extra["logical_date"] == "2026-04-01"
 
     rerun = dag.test(logical_date=when, run_conf={"target_rows": 1200})
     assert str(getattr(rerun.state, "value", rerun.state)) == "success"
@@ -127,6 +175,13 @@ def test_dag_runs_end_to_end_and_reruns_idempotently(airflow_env):
             RowLineage.dataset_version_id == version_id)).scalar_one()
         runs = conn.execute(select(func.count()).select_from(PipelineRun)).scalar_one()
     assert n == published and runs == 2
+
+    # a conf key that is no parameter fails the run at its first task, naming the key; nothing is written
+    refused = dag.test(logical_date=when, run_conf={"target_rowz": 500})
+    assert str(getattr(refused.state, "value", refused.state)) == "failed"
+    assert _states(refused)["begin"] == "failed"
+    assert [v["id"] for v in store.versions("lc_small")] == [version_id]
+    assert store.versions("lc_small")[0]["status"] == "published"
     assert (storage_root / "published" / "lc_small" / "2026-04-01").exists()
 
 

@@ -80,7 +80,7 @@ def test_rerun_same_date_is_idempotent(spec, store, storage):
     # same inputs, same rows: the published content does not change, and there is one copy of it
     assert storage.read_json(second["manifest_uri"])["content_sha256"] == first_hash
     version_dirs = {key.split("/")[3] for key in storage.list("published")}
-    assert version_dirs == {_ctx(spec, store, storage).generators_hash}  # one published copy, not two
+    assert version_dirs == {_ctx(spec, store, storage).config_hash}  # one published copy, not two
     assert _count(store, select(func.count()).select_from(DroppedRow)) == len(
         pd.read_parquet(storage.uri(f"runs/{_ctx(spec, store, storage).version_path}/filtering/dropped.parquet")))
     assert pd.read_parquet(second["data_uri"])["_sc_row_id"].is_unique

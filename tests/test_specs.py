@@ -72,10 +72,41 @@ def test_sql_source_needs_table(spec_file):
 
 def test_overrides_are_validated(spec_file):
     spec = load_spec(spec_file(base_spec()))
-    changed = spec.with_overrides({"target_rows": 10, "real_fraction": 0.9, "generator_versions": {"cart": "1.1"}})
-    assert changed.target_rows == 10 and changed.blend.real_fraction == 0.9
+    changed = spec.with_overrides({"target_rows": 300, "real_fraction": 0.9, "generator_versions": {"cart": "1.1"}})
+    assert changed.target_rows == 300 and changed.blend.real_fraction == 0.9
     assert changed.generators_key() == "cart@1.1+gaussian_copula@1.0"
-    with pytest.raises(SpecError, match="blend.real_fraction"):
-        spec.with_overrides({"real_fraction": 1.5})
-    with pytest.raises(SpecError, match="not in the spec"):
-        spec.with_overrides({"generator_versions": {"nope": "1"}})
+    assert changed.line == "cart_1_1" and spec.line == "main"
+    refusals = {  # each names the key and why; Airflow's form may clamp to a bound, the run still refuses
+        "real_fraction": ({"real_fraction": 1.5}, "above the maximum 1"),
+        "target_rows": ({"target_rows": 1}, "below the minimum 100"),
+        "seed": ({"seed": "7"}, "must be a whole number"),
+        "blend_mode": ({"blend_mode": "mix"}, "must be one of"),
+        "generator_versions": ({"generator_versions": {"nope": "1"}}, "not in the spec"),
+        "target_rowz": ({"target_rowz": 10}, "not known"),
+    }
+    for key, (conf, why) in refusals.items():
+        with pytest.raises(SpecError, match=f"{key}.*{why}"):
+            spec.with_overrides(conf)
+
+
+def test_config_hash_is_the_version_identity(spec_file):
+    spec = load_spec(spec_file(base_spec()))
+    same = spec.with_overrides({"target_rows": spec.target_rows})
+    assert same.config_hash() == spec.config_hash()  # re-running one configuration replaces its version
+    for other in ({"target_rows": spec.target_rows + 1}, {"real_fraction": 0.3}, {"seed": 9},
+                  {"generator_versions": {"cart": "1.1"}}):
+        assert spec.with_overrides(other).config_hash() != spec.config_hash(), other
+    relabelled = load_spec(spec_file(base_spec(schedule=None, tags=["x"], description="other words")))
+    assert relabelled.config_hash() == spec.config_hash()  # scheduling and labels are not the data's identity
+
+
+def test_candidates_make_lines(spec_file):
+    spec = load_spec(spec_file(base_spec(candidates=[{"cart": "1.1"}])))
+    lines = spec.lines()
+    assert list(lines) == ["main", "cart_1_1"]
+    assert lines["cart_1_1"].generators_key() == "cart@1.1+gaussian_copula@1.0"
+    assert lines["cart_1_1"].config_hash() != spec.config_hash()
+    for bad, why in (([{"nope": "1"}], "not in this spec"), ([{"cart": "1.0"}], "main line"),
+                     ([{"cart": "1.1"}, {"cart": "1.1"}], "same line"), ([{}], "at least one")):
+        with pytest.raises(SpecError, match=f"candidates.*{why}"):
+            load_spec(spec_file(base_spec(candidates=bad)))

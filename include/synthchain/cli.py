@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from datetime import date, datetime, timezone
@@ -76,7 +77,7 @@ def cmd_versions(args) -> int:
     if not table:
         print("no dataset versions")
         return 0
-    _print_table(table, ["id", "spec", "logical_date", "generators", "status", "run_kind", "real_rows",
+    _print_table(table, ["id", "spec", "logical_date", "line", "generators", "status", "run_kind", "real_rows",
                          "synthetic_rows", "carried_rows", "trtr", "blend", "gates"])
     return 0
 
@@ -87,18 +88,19 @@ def cmd_summary(args) -> int:
 
     store = ProvenanceStore(args.db_url)
     store.migrate()
-    published = [v for v in store.versions(args.spec) if v["status"] == "published"]
+    published = [v for v in store.versions(args.spec, line=args.line) if v["status"] == "published"]
     if not published:
         print(f"no published version{' of ' + args.spec if args.spec else ''}", file=sys.stderr)
         return 1
-    latest = published[-1]
+    # the newest logical date, not the highest id: a backfill of past dates runs after today's version
+    latest = max(published, key=lambda v: (v["logical_date"], v["id"]))
     base = latest["storage_uri"].rsplit("/", 1)[0]
     manifest = open_storage(args.storage).read_json(f"{base}/manifest.json")
     keys = ["dataset_version", "spec", "modality", "logical_date", "run_kind", "generators", "rows", "real_rows",
             "synthetic_rows", "carried_rows"]
     keys += [k for k in manifest.get("verification_figures", ("quality_score", "dcr_closer_share")) if k not in keys]
     keys += [k for k in manifest if k.startswith(("trtr_", "tstr_", "blend_"))]
-    print(f"published dataset version {latest['id']} of {latest['spec']}")
+    print(f"published dataset version {latest['id']} of {latest['spec']} (line {latest['line']})")
     for key in keys:
         value = manifest.get(key)
         print(f"  {key:<18} {value:.4f}" if isinstance(value, float) else f"  {key:<18} {value}")
@@ -108,6 +110,58 @@ def cmd_summary(args) -> int:
                        ("manifest", f"{base}/manifest.json"), ("GX data docs", f"{base}/gx_docs/")):
         print(f"  {label:<13} {uri}")
     return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare_lines, render_comparison_html
+    from .provenance import ProvenanceStore
+
+    store = ProvenanceStore(args.db_url)
+    store.migrate()
+    try:
+        result = compare_lines(store, args.spec, *args.lines)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.html:
+        args.html.write_text(render_comparison_html(result))
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    print(f"{args.spec}: line {result['b']} vs {result['a']} (difference = {result['b']} - {result['a']})")
+    table = []
+    for day in result["dates"]:
+        a, b, d = day["a"], day["b"], day["delta"]
+        row = {"date": day["logical_date"], "status": f"{a.get('status', '-')}/{b.get('status', '-')}",
+               "versions": f"{a.get('version', '-')}/{b.get('version', '-')}"}
+        for key in ("synthetic_rows", "carried_rows", "quality_score", "dcr_closer_share", "memorised_share",
+                    "tstr", "blend"):
+            if key in a or key in b:
+                value = d.get(key)
+                row[key] = "-" if value is None else (f"{value:+.4f}" if isinstance(value, float) else f"{value:+d}")
+        table.append(row)
+    columns = list(dict.fromkeys(k for row in table for k in row))
+    _print_table(table, columns)
+    if args.html:
+        print(f"report: {args.html}")
+    return 0
+
+
+def cmd_dags(args) -> int:
+    from .dagfiles import default_dags_dir, plan_sync, sync
+    from .specs import spec_dir
+
+    specs, dags = args.specs_dir or Path(os.environ.get("SYNTHCHAIN_SPECS_DIR") or spec_dir()), \
+        args.dags_dir or default_dags_dir()
+    plan = plan_sync(specs, dags) if args.check else sync(specs, dags)
+    verb = ("to write", "to remove") if args.check else ("wrote", "removed")
+    for path in plan.write:
+        print(f"{verb[0]} {path}")
+    for path in plan.remove:
+        print(f"{verb[1]} {path}")
+    if plan.in_step:
+        print(f"{dags}: one DAG file per spec of {specs}, in step")
+    return 1 if (args.check and not plan.in_step) else 0
 
 
 def cmd_lineage(args) -> int:
@@ -226,8 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db-url")
     p.set_defaults(func=cmd_versions)
 
-    p = sub.add_parser("summary", help="the latest published version: figures and where its files are")
+    p = sub.add_parser("summary", help="the published version of the newest date: figures and where its files are")
     p.add_argument("--spec")
+    p.add_argument("--line", help="main, or a candidate line (default: any)")
     p.add_argument("--storage")
     p.add_argument("--db-url")
     p.set_defaults(func=cmd_summary)
@@ -265,6 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sandbox", help="run a Python file in the execution sandbox: sandbox run FILE [--timeout S] "
                                    "[--memory-mb M] --json", add_help=False)
+
+    p = sub.add_parser("compare", help="two lines of a spec side by side per date (main vs a candidate)")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--lines", nargs="+", default=["main"], metavar="LINE",
+                   help="line A and line B (default: main and the spec's one other line)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--html", type=Path, help="also write the comparison report to this file")
+    p.add_argument("--db-url")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("dags", help="DAG files: `dags sync` writes one thin DAG file per spec into the dags folder")
+    p.add_argument("action", choices=["sync"])
+    p.add_argument("--specs-dir", type=Path, help="default $SYNTHCHAIN_SPECS_DIR or include/specs")
+    p.add_argument("--dags-dir", type=Path, help="default $AIRFLOW__CORE__DAGS_FOLDER or dags/")
+    p.add_argument("--check", action="store_true", help="only report; exit 1 if files are missing or left over")
+    p.set_defaults(func=cmd_dags)
 
     p = sub.add_parser("lineage", help="where a dataset version's rows came from")
     p.add_argument("version", type=int)

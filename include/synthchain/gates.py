@@ -11,6 +11,8 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,17 +149,64 @@ def _describe(hop: str, batch: str, spec: dict, result: dict) -> str:
     return f"[{hop}/{batch}] {spec['type']}({kwargs}): {observed}"
 
 
+GX_LOGGER = "great_expectations"
+
+
+@contextmanager
+def quiet_gx(level: int = logging.WARNING) -> Iterator[None]:
+    """GX's own loggers (`great_expectations` and below) drop records under `level` for the block, then are restored.
+
+    Importing GX logs ~200 INFO lines ("Skipping registering function ...", from
+    `great_expectations._docs_decorators`) and thousands at DEBUG (metric registry,
+    fluent datasources), and a gate logs ~100 more; Airflow's task logging sends
+    every stdlib record that passes its logger's level to the root handler (a
+    structlog ProcessorFormatter), so the level of GX's loggers is what keeps them
+    out of the task log. The import happens inside the block, so its chatter is
+    covered too; a GX module that pins its own logger's level
+    (`data_context.types.base` sets INFO) only exists after it, hence the second pass.
+    Other loggers, synthchain's included, are not touched.
+    """
+    saved: dict[str, int] = {}
+
+    def lower_levels() -> None:
+        manager = logging.Logger.manager
+        names = [GX_LOGGER] + [name for name, obj in list(manager.loggerDict.items())
+                               if name.startswith(GX_LOGGER + ".") and isinstance(obj, logging.Logger)]
+        for name in names:
+            logger = logging.getLogger(name)
+            # the parent gets `level` unless set stricter; a child only when it pins a laxer level of its own
+            if (logger.level == logging.NOTSET and name != GX_LOGGER) or logger.level >= level:
+                continue
+            saved.setdefault(name, logger.level)
+            logger.setLevel(level)
+
+    lower_levels()
+    try:
+        import great_expectations  # noqa: F401  (the first import is the chattiest part)
+
+        lower_levels()
+        yield
+    finally:
+        for name, old in saved.items():
+            logging.getLogger(name).setLevel(old)
+
+
 def run_gate(hop: str, batches: list[Batch], workdir: str | Path | None = None) -> GateResult:
     """Validate every batch with GX in a fresh file-backed project (so GX builds data docs).
 
     A fresh project per call keeps retries independent of whatever an earlier
     attempt left behind; the caller copies `docs_dir` where it keeps run artefacts.
+    GX's own logging is held at WARNING meanwhile (see `quiet_gx`).
     """
+    with quiet_gx():
+        return _run_gate(hop, batches, workdir)
+
+
+def _run_gate(hop: str, batches: list[Batch], workdir: str | Path | None) -> GateResult:
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     suite_name = f"synthchain_{hop}"
     root = Path(tempfile.mkdtemp(prefix=f"gx-{hop}-", dir=workdir))
     context = gx.get_context(mode="file", project_root_dir=str(root))

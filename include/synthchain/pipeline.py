@@ -48,14 +48,17 @@ class RunContext:
     storage: Storage
     store: ProvenanceStore
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    dag_id: str = ""  # with run_id and try_number, the run record's identity ("" outside Airflow)
+    try_number: int = 1
 
     @property
-    def generators_hash(self) -> str:
-        return stable_hash(self.spec.generators_key())[:10]
+    def config_hash(self) -> str:
+        """The dataset version's identity on its date: the effective configuration after overrides."""
+        return self.spec.config_hash()
 
     @property
     def version_path(self) -> str:
-        return f"{self.spec.name}/{self.logical_date.isoformat()}/{self.generators_hash}"
+        return f"{self.spec.name}/{self.logical_date.isoformat()}/{self.config_hash}"
 
     def staging(self, *parts: str) -> str:
         return "/".join(["runs", self.version_path, *parts])
@@ -98,14 +101,15 @@ def begin(ctx: RunContext) -> dict:
         generator_ids[gen.name] = ctx.store.register_generator(
             gen.name, gen.version, modality.generator_family(gen.impl), params, stable_hash(params)[:16])
     run_pk = ctx.store.start_run(ctx.run_id, spec.name, ctx.logical_date, ctx.run_kind,
-                                 stable_hash(spec.model_dump())[:16])
+                                 stable_hash(spec.model_dump())[:16], dag_id=ctx.dag_id, try_number=ctx.try_number)
     recursive = spec.generations.recursive
-    parent = ctx.store.latest_published(spec.name, ctx.logical_date, spec.generators_key()) \
+    parent = ctx.store.latest_published(spec.name, ctx.logical_date, line=spec.line, config_hash=ctx.config_hash) \
         if (recursive or spec.blend_mode == "accumulate") else None
     generation = parent["generation"] + 1 if (parent and recursive) else 0
     version_id = ctx.store.open_version(spec.name, ctx.logical_date, spec.generators_key(), run_pk,
                                         generation=generation, generator_ids=generator_ids.values(),
-                                        parents=[(parent["id"], "fitted_on")] if (parent and recursive) else [])
+                                        parents=[(parent["id"], "fitted_on")] if (parent and recursive) else [],
+                                        config_hash=ctx.config_hash, line=spec.line)
     ctx.storage.delete_prefix(ctx.staging())
     return {"run_pk": run_pk, "version_id": version_id, "generator_ids": generator_ids, "generation": generation,
             "parent_version_id": parent["id"] if parent else None,
@@ -487,6 +491,7 @@ def publish(ctx: RunContext, state: dict) -> dict:
         "dataset_version": version_id, "spec": ctx.spec.name, "modality": ctx.spec.modality,
         "logical_date": ctx.logical_date.isoformat(),
         "run_id": ctx.run_id, "run_kind": ctx.run_kind, "generators": ctx.spec.generators_key(),
+        "line": ctx.spec.line, "config_hash": ctx.config_hash, "dag_id": ctx.dag_id, "try_number": ctx.try_number,
         "generation": state.get("generation", 0),
         "rows": len(blended), "real_rows": int(counts.get("real", 0)), "synthetic_rows": int(counts.get("synthetic", 0)),
         "carried_rows": carried, **figures,

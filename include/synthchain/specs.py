@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
@@ -285,6 +285,10 @@ class DatasetSpec(_Strict):
     schedule: str | None = "0 2 * * *"
     seed: int = 0
     tags: list[str] = Field(default_factory=list)
+    # candidate generator versions, each run as its own line (DAG) beside the spec's own: {generator: version}
+    candidates: list[dict[str, str]] = Field(default_factory=list)
+    # the line this spec object describes: "main", or the candidate line its generator versions make
+    _line: str = PrivateAttr("main")
 
     @field_validator("source", mode="before")
     @classmethod
@@ -354,7 +358,28 @@ class DatasetSpec(_Strict):
                 raise FieldError("label_column", f"{self.label_column!r} is also a text column")
         if self.target and self.target in self.drop_columns:
             raise ValueError(f"target column {self.target!r} is also in drop_columns")
+        self._check_candidates()
         return self
+
+    def _check_candidates(self) -> None:
+        own = {g.name: g.version for g in self.generators}
+        seen = {}
+        for i, candidate in enumerate(self.candidates):
+            where = f"candidates.{i}"
+            if not candidate:
+                raise FieldError(where, "a candidate names at least one generator and its version")
+            unknown = sorted(set(candidate) - set(own))
+            if unknown:
+                raise FieldError(where, f"generator(s) {unknown} are not in this spec's generators {sorted(own)}")
+            bad = sorted(v for v in candidate.values() if not re.fullmatch(r"[A-Za-z0-9._-]+", str(v)))
+            if bad:
+                raise FieldError(where, f"version(s) {bad} may only hold letters, digits, '.', '_' and '-'")
+            if all(own[n] == str(v) for n, v in candidate.items()):
+                raise FieldError(where, "every version equals the spec's own: that is the main line, not a candidate")
+            line = line_name(own, candidate)
+            if line in seen:
+                raise FieldError(where, f"same line {line!r} as candidates.{seen[line]}")
+            seen[line] = i
 
     @property
     def text_columns(self) -> list[str]:
@@ -374,12 +399,39 @@ class DatasetSpec(_Strict):
         total = sum(g.weight for g in self.generators)
         return {g.name: g.weight / total for g in self.generators}
 
+    @property
+    def line(self) -> str:
+        return self._line
+
+    def config_hash(self) -> str:
+        """Identity of the effective configuration: what the data depends on, after run-time overrides.
+
+        Two runs of one date with the same hash make the same dataset version (a re-run replaces it);
+        any other configuration is another version. Scheduling and labels are not part of it.
+        """
+        data = self.model_dump(exclude={"description", "tags", "schedule", "candidates"})
+        return stable_hash(data)[:16]
+
+    def lines(self) -> dict[str, "DatasetSpec"]:
+        """The main line and one line per candidate, each a spec with that line's generator versions."""
+        out = {"main": self}
+        for candidate in self.candidates:
+            spec = self.with_overrides({"generator_versions": candidate})
+            out[spec.line] = spec
+        return out
+
     def generators_key(self) -> str:
         """Identity of the generator set: same key, same dataset version for a date."""
         return "+".join(sorted(g.key for g in self.generators))
 
     def with_overrides(self, overrides: dict[str, Any]) -> "DatasetSpec":
-        """A copy with run-time overrides (Airflow Params, CLI flags) applied and re-validated."""
+        """A copy with run-time overrides (Airflow Params, CLI flags) applied and re-validated.
+
+        Unknown keys and out-of-range values are refused with the key named (see run_params.py).
+        """
+        from .run_params import check_overrides
+
+        overrides = check_overrides(self, overrides)
         data = self.model_dump()
         if overrides.get("target_rows") is not None:
             data["target_rows"] = overrides["target_rows"]
@@ -389,18 +441,27 @@ class DatasetSpec(_Strict):
             data["blend"]["mode"] = overrides["blend_mode"]
         if overrides.get("seed") is not None:
             data["seed"] = overrides["seed"]
-        versions = overrides.get("generator_versions") or {}
-        known = {g["name"] for g in data["generators"]}
-        unknown = sorted(set(versions) - known)
-        if unknown:
-            raise SpecError(f"{self.name}: generator_versions names generators not in the spec: {unknown}")
+        versions = {name: str(v) for name, v in (overrides.get("generator_versions") or {}).items()}
+        own = {g.name: g.version for g in self.generators}
         for g in data["generators"]:
             if g["name"] in versions:
-                g["version"] = str(versions[g["name"]])
+                g["version"] = versions[g["name"]]
+        if any(own[n] != v for n, v in versions.items()):
+            data["candidates"] = []  # candidates are relative to the main line's versions
         try:
-            return DatasetSpec.model_validate(data)
+            spec = DatasetSpec.model_validate(data)
         except ValidationError as exc:
             raise SpecError(format_validation_error(f"{self.name} (run-time overrides)", exc)) from None
+        changed = {n: v for n, v in versions.items() if own[n] != v}
+        spec._line = self.line if not changed else (
+            line_name(own, changed) if self.line == "main" else f"{self.line}__{line_name(own, changed)}")
+        return spec
+
+
+def line_name(own: dict[str, str], versions: dict[str, str]) -> str:
+    """A line's name from the versions that differ from the spec's own, e.g. {cart: 1.1} -> cart_1_1."""
+    changed = sorted((n, str(v)) for n, v in versions.items() if own.get(n) != str(v))
+    return re.sub(r"[^A-Za-z0-9_]+", "_", "__".join(f"{n}_{v}" for n, v in changed)).strip("_").lower()
 
 
 def stable_hash(obj: Any) -> str:
@@ -461,3 +522,11 @@ def spec_dir() -> Path:
 
 def discover_specs(directory: str | Path | None = None) -> list[Path]:
     return sorted(Path(directory or spec_dir()).glob("*.yaml"))
+
+
+def spec_file(directory: str | Path, stem: str) -> Path:
+    """The spec file `<stem>.yaml` of a folder; SpecError if it is gone (its DAG file outlived it)."""
+    path = Path(directory) / f"{stem}.yaml"
+    if not path.exists():
+        raise SpecError(f"{path}: spec file not found; its DAG file is left over: run `synthchain dags sync`")
+    return path

@@ -27,9 +27,14 @@ class GeneratorVersion(Base):
 
 
 class PipelineRun(Base):
+    """One try of one run: a retry or a reprocessed date adds a record, never rewrites an earlier one."""
+
     __tablename__ = "pipeline_runs"
+    __table_args__ = (UniqueConstraint("dag_id", "run_id", "try_number", name="uq_pipeline_runs_identity"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[str] = mapped_column(String(250), unique=True)
+    dag_id: Mapped[str] = mapped_column(String(250), default="")  # "" outside Airflow (CLI)
+    run_id: Mapped[str] = mapped_column(String(250))
+    try_number: Mapped[int] = mapped_column(Integer, default=1)
     spec_name: Mapped[str] = mapped_column(String(64), index=True)
     logical_date: Mapped[date] = mapped_column(Date)
     run_kind: Mapped[str] = mapped_column(String(32))  # scheduled | manual | backfill | cli | ...
@@ -42,11 +47,15 @@ class PipelineRun(Base):
 
 class DatasetVersion(Base):
     __tablename__ = "dataset_versions"
-    __table_args__ = (UniqueConstraint("spec_name", "logical_date", "generators_key"),)
+    # one version per effective configuration and date: a re-run replaces its own, other parameters make another
+    __table_args__ = (UniqueConstraint("spec_name", "logical_date", "config_hash", name="uq_dataset_versions_identity"),
+                      Index("ix_dataset_versions_line", "spec_name", "line", "logical_date"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     spec_name: Mapped[str] = mapped_column(String(64), index=True)
     logical_date: Mapped[date] = mapped_column(Date)
     generators_key: Mapped[str] = mapped_column(String(500))
+    line: Mapped[str] = mapped_column(String(64), default="main")  # main, or a candidate line (e.g. cart_1_1)
+    config_hash: Mapped[str] = mapped_column(String(64))  # DatasetSpec.config_hash() after run-time overrides
     generation: Mapped[int] = mapped_column(Integer, default=0)
     run_pk: Mapped[int] = mapped_column(ForeignKey("pipeline_runs.id"))
     status: Mapped[str] = mapped_column(String(16))  # building | quarantined | published

@@ -1,8 +1,10 @@
 """The provenance store: every write the pipeline makes about what it produced.
 
-Writes are idempotent: re-running a (spec, logical date, generator set) updates
-its rows in place and replaces per-row tables wholesale inside one transaction,
-so a retry never leaves duplicates. Per-row tables are written with PostgreSQL
+A run record is one try of one Airflow run (DAG, run id, try): a retry or a reprocessed
+date adds a record and never rewrites an earlier one. A dataset version is one effective
+configuration on one date: re-running that configuration updates its rows in place and
+replaces its per-row tables wholesale inside one transaction, so a retry never leaves
+duplicates; other parameters make another version. Per-row tables are written with PostgreSQL
 COPY (CSV rendered by pyarrow), falling back to executemany on SQLite.
 """
 from __future__ import annotations
@@ -103,15 +105,19 @@ class ProvenanceStore:
                 name=name, version=version, family=family, params=params, params_hash=params_hash
             ).returning(GeneratorVersion.id)).scalar_one()
 
-    def start_run(self, run_id: str, spec_name: str, logical_date: date, run_kind: str, spec_hash: str) -> int:
+    def start_run(self, run_id: str, spec_name: str, logical_date: date, run_kind: str, spec_hash: str,
+                  dag_id: str = "", try_number: int = 1) -> int:
+        """The record of this try of the run; created once, so earlier tries and reprocessed runs keep theirs."""
         with self.engine.begin() as conn:
-            found = conn.scalar(select(PipelineRun.id).where(PipelineRun.run_id == run_id))
+            found = conn.scalar(select(PipelineRun.id).where(
+                PipelineRun.dag_id == dag_id, PipelineRun.run_id == run_id, PipelineRun.try_number == try_number))
             values = dict(spec_name=spec_name, logical_date=logical_date, run_kind=run_kind, status="running",
                           spec_hash=spec_hash, message=None, finished_at=None)
-            if found:
+            if found:  # the same try starting again (the CLI re-running a run id): its own record
                 conn.execute(update(PipelineRun).where(PipelineRun.id == found).values(**values))
                 return found
-            return conn.execute(insert(PipelineRun).values(run_id=run_id, **values).returning(PipelineRun.id)).scalar_one()
+            return conn.execute(insert(PipelineRun).values(
+                dag_id=dag_id, run_id=run_id, try_number=try_number, **values).returning(PipelineRun.id)).scalar_one()
 
     def finish_run(self, run_pk: int, status: str, message: str | None = None) -> None:
         with self.engine.begin() as conn:
@@ -119,16 +125,18 @@ class ProvenanceStore:
                 status=status, message=message, finished_at=_now()))
 
     def open_version(self, spec_name: str, logical_date: date, generators_key: str, run_pk: int, generation: int,
-                     generator_ids: Iterable[int], parents: Iterable[tuple[int, str]] = ()) -> int:
-        """Create or reset the dataset version for (spec, date, generator set)."""
+                     generator_ids: Iterable[int], parents: Iterable[tuple[int, str]] = (), *,
+                     config_hash: str, line: str = "main") -> int:
+        """Create or reset the dataset version for (spec, date, effective configuration)."""
         with self.engine.begin() as conn:
             key = (DatasetVersion.spec_name == spec_name, DatasetVersion.logical_date == logical_date,
-                   DatasetVersion.generators_key == generators_key)
+                   DatasetVersion.config_hash == config_hash)
             version_id = conn.scalar(select(DatasetVersion.id).where(*key))
-            values = dict(run_pk=run_pk, generation=generation, status="building", updated_at=_now())
+            values = dict(run_pk=run_pk, generation=generation, status="building", updated_at=_now(), line=line,
+                          generators_key=generators_key)
             if version_id is None:
                 version_id = conn.execute(insert(DatasetVersion).values(
-                    spec_name=spec_name, logical_date=logical_date, generators_key=generators_key, metrics={}, **values
+                    spec_name=spec_name, logical_date=logical_date, config_hash=config_hash, metrics={}, **values
                 ).returning(DatasetVersion.id)).scalar_one()
             else:
                 conn.execute(update(DatasetVersion).where(DatasetVersion.id == version_id).values(**values))
@@ -205,6 +213,14 @@ class ProvenanceStore:
             return [{"hop": r["hop"], "success": r["success"], "evaluated": r["evaluated"],
                      "failures": r["failed_expectations"] or [], "docs_uri": r["docs_uri"]} for r in rows]
 
+    def runs(self, spec_name: str | None = None) -> list[dict]:
+        """Every run record (one per try), oldest first."""
+        q = select(PipelineRun.__table__)
+        if spec_name:
+            q = q.where(PipelineRun.spec_name == spec_name)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q.order_by(PipelineRun.id)).mappings().all()]
+
     def run_status(self, run_pk: int) -> str | None:
         with self.engine.connect() as conn:
             return conn.scalar(select(PipelineRun.status).where(PipelineRun.id == run_pk))
@@ -249,36 +265,50 @@ class ProvenanceStore:
             row = conn.execute(select(DatasetVersion).where(DatasetVersion.id == version_id)).mappings().first()
             return dict(row) if row else None
 
-    def latest_published(self, spec_name: str, before: date, generators_key: str | None = None) -> dict | None:
-        """The newest published version of a spec strictly before a date (the parent for accumulation)."""
+    def latest_published(self, spec_name: str, before: date, line: str | None = None,
+                         config_hash: str | None = None) -> dict | None:
+        """The newest published version of a spec strictly before a date (the parent for accumulation).
+
+        Within a line, a version of the same configuration is preferred: a one-off manual run with other
+        parameters on an earlier day does not become the nightly line's parent.
+        """
         q = select(DatasetVersion).where(DatasetVersion.spec_name == spec_name, DatasetVersion.status == "published",
                                          DatasetVersion.logical_date < before)
-        if generators_key:
-            q = q.where(DatasetVersion.generators_key == generators_key)
+        if line:
+            q = q.where(DatasetVersion.line == line)
+        order = (DatasetVersion.logical_date.desc(), DatasetVersion.id.desc())
         with self.engine.connect() as conn:
-            row = conn.execute(q.order_by(DatasetVersion.logical_date.desc(), DatasetVersion.id.desc())).mappings().first()
+            row = None
+            if config_hash:
+                row = conn.execute(q.where(DatasetVersion.config_hash == config_hash).order_by(*order)).mappings().first()
+            row = row or conn.execute(q.order_by(*order)).mappings().first()
             return dict(row) if row else None
 
-    def versions(self, spec_name: str | None = None) -> list[dict]:
-        q = select(DatasetVersion.__table__, PipelineRun.run_id, PipelineRun.run_kind).join(
-            PipelineRun, PipelineRun.id == DatasetVersion.run_pk)
+    def versions(self, spec_name: str | None = None, line: str | None = None) -> list[dict]:
+        """Dataset versions, oldest logical date first (ties by id)."""
+        q = select(DatasetVersion.__table__, PipelineRun.run_id, PipelineRun.run_kind, PipelineRun.dag_id,
+                   PipelineRun.try_number).join(PipelineRun, PipelineRun.id == DatasetVersion.run_pk)
         if spec_name:
             q = q.where(DatasetVersion.spec_name == spec_name)
+        if line:
+            q = q.where(DatasetVersion.line == line)
         with self.engine.connect() as conn:
             out = []
-            for v in conn.execute(q.order_by(DatasetVersion.id)).mappings().all():
+            for v in conn.execute(q.order_by(DatasetVersion.logical_date, DatasetVersion.id)).mappings().all():
                 gates = conn.execute(select(GateRecord.hop, GateRecord.success, GateRecord.failed_expectations)
                                      .where(GateRecord.dataset_version_id == v["id"], GateRecord.run_pk == v["run_pk"])
                                      .order_by(GateRecord.id)).all()
                 out.append({
                     "id": v["id"], "spec": v["spec_name"], "logical_date": v["logical_date"].isoformat(),
                     "generators": v["generators_key"], "generation": v["generation"], "status": v["status"],
-                    "run_id": v["run_id"], "run_kind": v["run_kind"], "real_rows": v["real_rows"],
+                    "line": v["line"], "config_hash": v["config_hash"], "run_pk": v["run_pk"],
+                    "dag_id": v["dag_id"], "run_id": v["run_id"], "try_number": v["try_number"], "run_kind": v["run_kind"], "real_rows": v["real_rows"],
                     "synthetic_rows": v["synthetic_rows"], "carried_rows": v["carried_rows"],
                     "storage_uri": v["storage_uri"],
                     "gates": [{"hop": h, "success": ok, "failed": [f.get("description") for f in (fails or [])]}
                               for h, ok, fails in gates],
                     "evaluation": (v["metrics"] or {}).get("evaluation"),
+                    "metrics": v["metrics"] or {},
                 })
             return out
 

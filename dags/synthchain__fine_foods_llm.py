@@ -1,0 +1,8 @@
+# synthchain: generated DAG file for spec `fine_foods_llm` (fine_foods_llm.yaml in the spec folder); edit the spec, not this file.
+"""Airflow DAGs of spec `fine_foods_llm`: its main line and one DAG per candidate line (see plugins/synthchain_dags.py).
+
+One file per spec: a spec that fails validation fails only this file, and the other specs' DAGs stay active.
+"""
+from synthchain_dags import spec_dags
+
+globals().update(spec_dags("fine_foods_llm"))
