@@ -9,7 +9,9 @@ TODAY := $(shell date -u +%F)
 # Embedded defaults: Airflow and provenance on SQLite, artefacts in a local folder, all inside the repo.
 DEMO_ENV := AIRFLOW_HOME=$(DEMO)/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	SYNTHCHAIN_HOME=$(DEMO) SYNTHCHAIN_STORAGE=$(DEMO)/storage HF_HUB_OFFLINE=1 GX_ANALYTICS_ENABLED=False
+	SYNTHCHAIN_HOME=$(DEMO) SYNTHCHAIN_STORAGE=$(DEMO)/storage HF_HUB_OFFLINE=1 GX_ANALYTICS_ENABLED=False \
+	SYNTHCHAIN_LINE_ORDER_WAIT_S=0
+# (`airflow dags test` runs one run at a time: a run left "running" by an interrupted demo must not hold the next)
 
 # The two demo DAGs: tabular records and labelled text.
 DEMO_SPECS := lending_club fine_foods

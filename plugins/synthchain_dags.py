@@ -11,6 +11,7 @@ and ids (what XCom carries).
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,8 +24,11 @@ from synthchain_airflow import airflow_connection, provenance_url, specs_dir
 
 log = logging.getLogger(__name__)
 
-# how often a run whose previous date is still running checks again (it gives its worker slot back meanwhile)
+# how often a run whose previous date is still running checks again (it gives its worker slot back meanwhile),
+# and for how long at most ($SYNTHCHAIN_LINE_ORDER_WAIT_S; 0 turns the wait off): a run left "running" by a
+# killed scheduler must not hold its line forever
 ORDER_POKE = timedelta(seconds=15)
+ORDER_MAX_WAIT = timedelta(hours=2)
 
 
 def spec_dags(spec_stem: str) -> dict[str, DAG]:
@@ -69,12 +73,16 @@ def call(spec_path: str, line: str, step: str, *args):
         ctx = run_context(spec_path, line)
     except SpecError as exc:  # bad conf: the message names the key; retrying cannot help
         raise AirflowFailException(str(exc)) from None
+    state = args[0] if args and isinstance(args[0], dict) else {}
+    if state.get("config_hash") not in (None, ctx.config_hash):  # every task re-reads the spec file
+        raise AirflowFailException(
+            f"{spec_path} changed during this run (configuration {state['config_hash']} at begin, "
+            f"{ctx.config_hash} now): re-run it to build the new configuration's version")
     try:
         return getattr(pipeline, step)(ctx, *args)
     except (GateFailed, SpecError) as exc:
         raise AirflowFailException(str(exc)) from exc
     except Exception as exc:
-        state = args[0] if args and isinstance(args[0], dict) else {}
         if "run_pk" in state:
             pipeline.fail_run(ctx, state["run_pk"], f"{type(exc).__name__}: {exc}")
         raise
@@ -82,19 +90,29 @@ def call(spec_path: str, line: str, step: str, *args):
 
 def wait_for_previous_date(spec: DatasetSpec) -> None:
     """Runs of one line build on the previous date's published version (accumulate, recursive generations):
-    while the previous date's run is still queued or running, give the slot back and look again later.
+    while the previous date's run of this DAG is running, give the slot back and look again later.
 
     Airflow runs a backfill's dates concurrently (its own max_active_runs, default 10); this keeps a line's
-    dates in order however the runs were started.
+    dates in order however the runs were started. Only a *running* predecessor is waited for: a queued one
+    may itself be waiting for this run's slot (max_active_runs), and waiting on it would deadlock.
     """
-    if spec.blend_mode != "accumulate" and not spec.generations.recursive:
+    limit = timedelta(seconds=float(os.environ.get("SYNTHCHAIN_LINE_ORDER_WAIT_S", ORDER_MAX_WAIT.total_seconds())))
+    if (spec.blend_mode != "accumulate" and not spec.generations.recursive) or not limit:
         return
-    previous = get_current_context()["ti"].get_previous_dagrun()
+    context = get_current_context()
+    previous = context["ti"].get_previous_dagrun()
     state = str(getattr(previous.state, "value", previous.state)) if previous else None
-    if state in ("queued", "running"):
-        log.info("waiting for the previous run %s (%s) of this line to finish: this run carries its rows",
-                 previous.run_id, state)
-        raise AirflowRescheduleException(datetime.now(timezone.utc) + ORDER_POKE)
+    if state != "running":
+        return
+    first = context["ti"].get_first_reschedule_date(context)
+    now = datetime.now(timezone.utc)
+    if first and now - first > limit:
+        raise AirflowFailException(
+            f"the previous date's run {previous.run_id} of this line has been running for over {limit}; this run "
+            "carries its rows, so it did not start. Finish or fail that run (or raise "
+            "SYNTHCHAIN_LINE_ORDER_WAIT_S), then clear this one.")
+    log.info("waiting for the previous run %s of this line to finish: this run carries its rows", previous.run_id)
+    raise AirflowRescheduleException(now + ORDER_POKE)
 
 
 def build_dag(spec: DatasetSpec, spec_path: Path, line: str = "main") -> DAG:

@@ -1,10 +1,10 @@
 """The synthchain page inside the Airflow UI.
 
 - A FastAPI app mounted at /synthchain on the api-server. Every route depends on Airflow's own
-  `requires_access_dag("GET", DagAccessEntity.RUN)` (airflow.api_fastapi.core_api.security): it
-  resolves the user from the JWT in the `_token` cookie the UI sets at login (or from an
-  `Authorization: Bearer` token) through the configured auth manager, and asks that auth manager
-  whether the user may read DAG runs, since the page shows what the runs published. Without a valid
+  `get_user` (airflow.api_fastapi.core_api.security): it resolves the user from the JWT in the
+  `_token` cookie the UI sets at login (or from an `Authorization: Bearer` token) through the
+  configured auth manager; then that auth manager is asked whether the user may read DAG runs
+  (all of them, no DAG named), since the page shows what every spec's runs published. Without a valid
   token: 401 (a browser is sent to Airflow's login page instead); a token without that right: 403.
 - An external view with a `url_route`: a "synthchain" entry in the UI's navigation that opens the
   app inside the UI (an iframe at /plugin/synthchain), its href relative to the UI's base URL.
@@ -48,13 +48,21 @@ def create_app():
     from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
     from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.api_fastapi.core_api.security import GetUserDep
     from synthchain import dashboard
     from synthchain_airflow import specs_dir
 
+    def may_read_all_runs(user: GetUserDep) -> None:
+        # Airflow's requires_access_dag takes a `dag_id` from the query string, which would narrow this check
+        # to one DAG the user may read (`/synthchain/?dag_id=x`) while the page shows every spec: ask about
+        # DAG runs in general, with no DAG named.
+        if not get_auth_manager().is_authorized_dag(method="GET", access_entity=DagAccessEntity.RUN,
+                                                    details=DagDetails(id=None), user=user):
+            raise HTTPException(403, "synthchain shows every spec's runs: reading all DAG runs is required")
+
     app = FastAPI(title="synthchain", docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))])
+                  dependencies=[Depends(may_read_all_runs)])
 
     @app.exception_handler(HTTPException)
     async def login_first(request: Request, exc: HTTPException):

@@ -116,6 +116,9 @@ def cmd_compare(args) -> int:
     from .compare import compare_lines, render_comparison_html
     from .provenance import ProvenanceStore
 
+    if len(args.lines) > 2:
+        print("error: --lines takes line A and optionally line B", file=sys.stderr)
+        return 2
     store = ProvenanceStore(args.db_url)
     store.migrate()
     try:
@@ -282,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="the published version of the newest date: figures and where its files are")
     p.add_argument("--spec")
-    p.add_argument("--line", help="main, or a candidate line (default: any)")
+    p.add_argument("--line", default="main", help="main (default), or a candidate line")
     p.add_argument("--storage")
     p.add_argument("--db-url")
     p.set_defaults(func=cmd_summary)

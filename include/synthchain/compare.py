@@ -39,13 +39,17 @@ def _get(metrics: dict, path: tuple[str, ...]) -> Any:
 
 
 def _line_versions(store: ProvenanceStore, spec: str, line: str) -> dict[str, dict]:
-    """The version per date of a line: the published one if any, else the newest (a quarantined try shows)."""
+    """The version per date of a line: of the line's usual configuration (the one most of its dates ran with),
+    so a one-off manual run with other parameters does not stand for the line; published before quarantined."""
+    versions = store.versions(spec, line=line)
+    usual = Counter(v["config_hash"] for v in versions)
     out: dict[str, dict] = {}
-    for v in store.versions(spec, line=line):
+    for v in versions:
+        rank = (usual[v["config_hash"]], v["status"] == "published", v["id"])
         current = out.get(v["logical_date"])
-        if current is None or (v["status"] == "published") >= (current["status"] == "published"):
-            out[v["logical_date"]] = v
-    return out
+        if current is None or rank > current[0]:
+            out[v["logical_date"]] = (rank, v)
+    return {day: v for day, (_, v) in out.items()}
 
 
 def _figures(store: ProvenanceStore, v: dict | None) -> dict[str, Any]:

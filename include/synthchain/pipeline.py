@@ -111,7 +111,8 @@ def begin(ctx: RunContext) -> dict:
                                         parents=[(parent["id"], "fitted_on")] if (parent and recursive) else [],
                                         config_hash=ctx.config_hash, line=spec.line)
     ctx.storage.delete_prefix(ctx.staging())
-    return {"run_pk": run_pk, "version_id": version_id, "generator_ids": generator_ids, "generation": generation,
+    return {"run_pk": run_pk, "version_id": version_id, "config_hash": ctx.config_hash, "line": spec.line,
+            "generator_ids": generator_ids, "generation": generation,
             "parent_version_id": parent["id"] if parent else None,
             "parent_uri": parent["storage_uri"] if parent else None}
 

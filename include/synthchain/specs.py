@@ -287,13 +287,20 @@ class DatasetSpec(_Strict):
     tags: list[str] = Field(default_factory=list)
     # candidate generator versions, each run as its own line (DAG) beside the spec's own: {generator: version}
     candidates: list[dict[str, str]] = Field(default_factory=list)
-    # the line this spec object describes: "main", or the candidate line its generator versions make
-    _line: str = PrivateAttr("main")
+    # the main line's generator versions, when this object is another line of the spec (see with_overrides)
+    _main_versions: dict[str, str] | None = PrivateAttr(None)
 
     @field_validator("source", mode="before")
     @classmethod
     def _source_shorthand(cls, value: Any) -> Any:
         return {"uri": value} if isinstance(value, str) else value
+
+    @field_validator("name")
+    @classmethod
+    def _no_double_underscore(cls, value: str) -> str:
+        if "__" in value:  # DAG ids are synthchain__<spec>[__<line>]: a spec must not look like another's line
+            raise ValueError("a spec name may not contain '__'")
+        return value
 
     @field_validator("generators")
     @classmethod
@@ -374,6 +381,13 @@ class DatasetSpec(_Strict):
             bad = sorted(v for v in candidate.values() if not re.fullmatch(r"[A-Za-z0-9._-]+", str(v)))
             if bad:
                 raise FieldError(where, f"version(s) {bad} may only hold letters, digits, '.', '_' and '-'")
+            from .catalog import builtin_versions
+
+            impl = {g.name: g.impl for g in self.generators}
+            for name, version in candidate.items():
+                known = builtin_versions(impl[name])
+                if known and str(version) not in known:
+                    raise FieldError(where, f"{name!r} has no version {version!r}; built-in versions: {known}")
             if all(own[n] == str(v) for n, v in candidate.items()):
                 raise FieldError(where, "every version equals the spec's own: that is the main line, not a candidate")
             line = line_name(own, candidate)
@@ -400,8 +414,16 @@ class DatasetSpec(_Strict):
         return {g.name: g.weight / total for g in self.generators}
 
     @property
+    def main_versions(self) -> dict[str, str]:
+        return self._main_versions or {g.name: g.version for g in self.generators}
+
+    @property
     def line(self) -> str:
-        return self._line
+        """"main", or the line named by the versions that differ from the main line's (e.g. cart_1_1).
+
+        A function of the configuration, so whichever DAG runs a configuration, it lands on one line.
+        """
+        return line_name(self.main_versions, {g.name: g.version for g in self.generators}) or "main"
 
     def config_hash(self) -> str:
         """Identity of the effective configuration: what the data depends on, after run-time overrides.
@@ -452,9 +474,7 @@ class DatasetSpec(_Strict):
             spec = DatasetSpec.model_validate(data)
         except ValidationError as exc:
             raise SpecError(format_validation_error(f"{self.name} (run-time overrides)", exc)) from None
-        changed = {n: v for n, v in versions.items() if own[n] != v}
-        spec._line = self.line if not changed else (
-            line_name(own, changed) if self.line == "main" else f"{self.line}__{line_name(own, changed)}")
+        spec._main_versions = self.main_versions
         return spec
 
 

@@ -54,7 +54,7 @@ class DatasetVersion(Base):
     spec_name: Mapped[str] = mapped_column(String(64), index=True)
     logical_date: Mapped[date] = mapped_column(Date)
     generators_key: Mapped[str] = mapped_column(String(500))
-    line: Mapped[str] = mapped_column(String(64), default="main")  # main, or a candidate line (e.g. cart_1_1)
+    line: Mapped[str] = mapped_column(String(250), default="main")  # main, a candidate line (cart_1_1), pre-0002
     config_hash: Mapped[str] = mapped_column(String(64))  # DatasetSpec.config_hash() after run-time overrides
     generation: Mapped[int] = mapped_column(Integer, default=0)
     run_pk: Mapped[int] = mapped_column(ForeignKey("pipeline_runs.id"))

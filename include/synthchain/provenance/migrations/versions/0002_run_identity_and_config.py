@@ -40,11 +40,13 @@ def upgrade() -> None:
         batch.drop_constraint(runs_unique, type_="unique")
         batch.create_unique_constraint("uq_pipeline_runs_identity", ["dag_id", "run_id", "try_number"])
     with op.batch_alter_table("dataset_versions", naming_convention=conv) as batch:
-        batch.add_column(sa.Column("line", sa.String(64), nullable=False, server_default="main"))
+        batch.add_column(sa.Column("line", sa.String(250), nullable=False, server_default="main"))
         batch.add_column(sa.Column("config_hash", sa.String(64), nullable=False, server_default=""))
         batch.drop_constraint(versions_unique, type_="unique")
-    # versions made before 0002 keep their own identity: one per (spec, date, generator set) as before
-    op.execute("UPDATE dataset_versions SET config_hash = 'pre-0002-' || CAST(id AS VARCHAR(20))")
+    # Versions made before 0002 keep their own identity, one per (spec, date, generator set) as before, on a
+    # line of their own: which of them were the main line is not recorded (a conf-driven backfill of another
+    # generator version looked the same), so none becomes a main-line parent by accident.
+    op.execute("UPDATE dataset_versions SET config_hash = 'pre-0002-' || CAST(id AS VARCHAR(20)), line = 'pre-0002'")
     with op.batch_alter_table("dataset_versions", naming_convention=conv) as batch:
         batch.create_unique_constraint("uq_dataset_versions_identity", ["spec_name", "logical_date", "config_hash"])
         batch.create_index("ix_dataset_versions_line", ["spec_name", "line", "logical_date"])
