@@ -246,9 +246,20 @@ class LiveAirflow:
         # The simple auth manager keeps passwords in a JSON file; writing it fixes admin's password.
         (self.home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
         create_database(self.metadata_db, template=migrated_template())
+        scheduler_env = {}
+        if self.preload and self.executor == "LocalExecutor":
+            # LocalExecutor workers are forked from the scheduler and each task is forked from a worker:
+            # modules the scheduler imports at start (airflow_local_settings, from $AIRFLOW_HOME/config)
+            # are then imported once, not once per task. Only the scheduler gets the variable.
+            (self.home / "config").mkdir(exist_ok=True)
+            (self.home / "config" / "airflow_local_settings.py").write_text(
+                "import importlib, os\n"
+                "for _m in filter(None, os.environ.get('LIVE_AIRFLOW_SCHEDULER_PRELOAD', '').split(',')):\n"
+                "    importlib.import_module(_m)\n")
+            scheduler_env["LIVE_AIRFLOW_SCHEDULER_PRELOAD"] = ",".join(self.preload)
         try:
             self._spawn("api-server", ["api-server", "--port", str(self.port), "--host", "127.0.0.1"])
-            self._spawn("scheduler", ["scheduler"])
+            self._spawn("scheduler", ["scheduler"], **scheduler_env)
             self._spawn("dag-processor", ["dag-processor"])
             if self.triggerer:
                 self._spawn("triggerer", ["triggerer"])

@@ -60,7 +60,8 @@ def live(tmp_path_factory):
            # The scheduler creates no cron runs here, so only the runs each test starts use the 2 cores;
            # backfills and manual runs are not affected (next_dagrun is still computed: see test a).
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
-    af = LiveAirflow(tmp / "home", tmp / "dags", ROOT / "plugins", METADATA_DB, env)
+    af = LiveAirflow(tmp / "home", tmp / "dags", ROOT / "plugins", METADATA_DB, env,
+                     preload=["synthchain.pipeline", "great_expectations"])  # imported once, not per task
     with af:
         print(f"live Airflow started in {af.startup_seconds:.1f}s")
         yield af, store, tmp

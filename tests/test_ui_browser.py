@@ -51,7 +51,8 @@ def live(tmp_path_factory, lending_club):
     sync(specs, tmp / "dags")  # the spec's DAG file, as `synthchain dags sync` writes it
     env = {"SYNTHCHAIN_SPECS_DIR": str(specs), "SYNTHCHAIN_DB_URL": create_database(PROVENANCE_DB),
            "SYNTHCHAIN_STORAGE": str(tmp / "storage")}
-    with LiveAirflow(tmp / "home", tmp / "dags", ROOT / "plugins", METADATA_DB, env) as af:
+    with LiveAirflow(tmp / "home", tmp / "dags", ROOT / "plugins", METADATA_DB, env,
+                     preload=["synthchain.pipeline", "great_expectations"]) as af:  # imported once, not per task
         print(f"live Airflow started in {af.startup_seconds:.1f}s")
         yield af
     drop_database(PROVENANCE_DB)
