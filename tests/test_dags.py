@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from conftest import ROOT, base_spec, environment
 
@@ -136,53 +136,6 @@ def _states(run) -> dict[str, str]:
         tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == run.dag_id,
                                                          TaskInstance.run_id == run.run_id)).all()
         return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in tis}
-
-
-def test_dag_runs_end_to_end_and_reruns_idempotently(airflow_env):
-    from synthchain.provenance.models import PipelineRun, RowLineage
-
-    bag, store, storage_root = airflow_env
-    dag = bag.dags["synthchain__lc_small"]
-    when = datetime(2026, 4, 1, tzinfo=timezone.utc)
-    run = dag.test(logical_date=when, run_conf={"target_rows": 1200})
-    assert str(getattr(run.state, "value", run.state)) == "success", _states(run)
-    versions = store.versions("lc_small")
-    assert len(versions) == 1 and versions[0]["status"] == "published"
-    assert versions[0]["run_kind"] == "manual" and versions[0]["logical_date"] == "2026-04-01"
-    assert all(g["success"] for g in versions[0]["gates"]) and len(versions[0]["gates"]) == 6
-    version_id = versions[0]["id"]
-    lineage = store.lineage(version_id)
-    assert sum(g["rows_generated"] for g in lineage["generators"]) == 1200  # the Param reached the generators
-    published = sum(r["count"] for r in lineage["rows"])
-    assert published == versions[0]["real_rows"] + versions[0]["synthetic_rows"]
-    states = _states(run)
-    assert states["publish"] == "success" and states["generation.sample"] == "success"
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:  # consumers of the asset learn the version and where its report is
-        extra = session.scalars(select(AssetEvent.extra).join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-                                .where(AssetModel.name == "synthchain://lc_small", AssetEvent.source_run_id == run.run_id)
-                                ).one()
-    assert extra["version_id"] == version_id and extra["report_uri"].endswith("report.html")
-    assert extra["line"] == "main" and extra["logical_date"] == "2026-04-01"
-
-    rerun = dag.test(logical_date=when, run_conf={"target_rows": 1200})
-    assert str(getattr(rerun.state, "value", rerun.state)) == "success"
-    assert [v["id"] for v in store.versions("lc_small")] == [version_id]
-    with store.engine.connect() as conn:
-        n = conn.execute(select(func.count()).select_from(RowLineage).where(
-            RowLineage.dataset_version_id == version_id)).scalar_one()
-        runs = conn.execute(select(func.count()).select_from(PipelineRun)).scalar_one()
-    assert n == published and runs == 2
-
-    # a conf key that is no parameter fails the run at its first task, naming the key; nothing is written
-    refused = dag.test(logical_date=when, run_conf={"target_rowz": 500})
-    assert str(getattr(refused.state, "value", refused.state)) == "failed"
-    assert _states(refused)["begin"] == "failed"
-    assert [v["id"] for v in store.versions("lc_small")] == [version_id]
-    assert store.versions("lc_small")[0]["status"] == "published"
-    assert (storage_root / "published" / "lc_small" / "2026-04-01").exists()
 
 
 def test_fine_foods_text_dag_runs_end_to_end(airflow_env):

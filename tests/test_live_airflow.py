@@ -160,9 +160,16 @@ def test_b_manual_run_with_conf_and_c_candidate_backfill_beside_the_main_line(li
     other = next(v for v in same_day if v["run_id"] == manual)
     assert other["status"] == "published" and store.lineage(other["id"])["generators"]
     assert sum(g["rows_generated"] for g in store.lineage(other["id"])["generators"]) == 900
+    # the asset event tells consumers which version was published and where its report is
+    events = af.api("GET", "/assets/events", params={"source_dag_id": MAIN, "source_run_id": manual})["asset_events"]
+    assert len(events) == 1 and events[0]["extra"]["version_id"] == other["id"], events
+    assert events[0]["extra"]["report_uri"].endswith("report.html") and events[0]["extra"]["line"] == "main"
 
     candidate = _line(store, "cart_1_1")
     assert [candidate[d]["status"] for d in DATES] == ["published"] * 3
+    events = af.api("GET", "/assets/events", params={"source_dag_id": CANDIDATE})["asset_events"]
+    assert sorted(e["extra"]["version_id"] for e in events) == sorted(candidate[d]["id"] for d in DATES)
+    assert {e["extra"]["line"] for e in events} == {"cart_1_1"}
     assert all(candidate[d]["generators"] == "cart@1.1+gaussian_copula@1.0" for d in DATES)
     # carried rows in date order, from the candidate's own earlier dates, never from the main line
     assert candidate[DATES[0]]["carried_rows"] == 0
