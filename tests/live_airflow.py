@@ -59,6 +59,20 @@ def __getattr__(name: str):
     return {**DEFAULT_CELERY_CONFIG, "imports": [*DEFAULT_CELERY_CONFIG.get("imports", ()), *preload]}
 
 
+def spec_folders(root: Path, specs: dict[str, dict]) -> tuple[Path, Path]:
+    """A spec folder holding `specs` (file stem -> spec) and a dags folder as `synthchain dags sync` writes it."""
+    import yaml
+
+    from synthchain.dagfiles import sync
+
+    spec_dir, dags_dir = Path(root) / "specs", Path(root) / "dags"
+    spec_dir.mkdir(parents=True)
+    for stem, spec in specs.items():
+        (spec_dir / f"{stem}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    sync(spec_dir, dags_dir)
+    return spec_dir, dags_dir
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

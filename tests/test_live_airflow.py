@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import select
 
 from conftest import ROOT
-from live_airflow import LiveAirflow, create_database, drop_database
+from live_airflow import LiveAirflow, create_database, drop_database, spec_folders
 
 pytestmark = pytest.mark.airflow
 
@@ -41,16 +41,11 @@ def e2e_spec() -> dict:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from synthchain.dagfiles import sync
     from synthchain.provenance import ProvenanceStore
 
     tmp = tmp_path_factory.mktemp("live-e2e")
-    specs = tmp / "specs"
-    specs.mkdir()
-    (specs / f"{SPEC}.yaml").write_text(yaml.safe_dump(e2e_spec(), sort_keys=False))
     broken = {**e2e_spec(), "name": "broken_loans", "target_rows": -10, "candidates": []}
-    (specs / "broken_loans.yaml").write_text(yaml.safe_dump(broken, sort_keys=False))
-    sync(specs, tmp / "dags")  # what `synthchain dags sync` writes: one DAG file per spec
+    specs, dags = spec_folders(tmp, {SPEC: e2e_spec(), "broken_loans": broken})  # one DAG file per spec
     db_url = create_database(PROVENANCE_DB)
     store = ProvenanceStore(db_url)
     store.drop_all()
@@ -60,7 +55,7 @@ def live(tmp_path_factory):
            # The scheduler creates no cron runs here, so only the runs each test starts use the 2 cores;
            # backfills and manual runs are not affected (next_dagrun is still computed: see test a).
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
-    af = LiveAirflow(tmp / "home", tmp / "dags", ROOT / "plugins", METADATA_DB, env,
+    af = LiveAirflow(tmp / "home", dags, ROOT / "plugins", METADATA_DB, env,
                      preload=["synthchain.pipeline", "great_expectations"])  # imported once, not per task
     with af:
         print(f"live Airflow started in {af.startup_seconds:.1f}s")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import PG, ROOT
-from live_airflow import LiveAirflow, create_database, drop_database
+from live_airflow import LiveAirflow, create_database, drop_database, spec_folders
 
 pytestmark = pytest.mark.airflow
 
@@ -34,13 +34,8 @@ def small_spec() -> dict:
 def celery_airflow(tmp_path_factory):
     import redis
 
-    from synthchain.dagfiles import sync
-
     tmp = tmp_path_factory.mktemp("live-celery")
-    specs = tmp / "specs"
-    specs.mkdir()
-    (specs / "celery_small.yaml").write_text(yaml.safe_dump(small_spec(), sort_keys=False))
-    sync(specs, tmp / "dags")  # the DAG file `synthchain dags sync` writes, unchanged, in a dags folder of its own
+    specs, dags = spec_folders(tmp, {"celery_small": small_spec()})  # the DAG file `synthchain dags sync` writes
     redis.Redis.from_url(BROKER).flushdb()  # no task messages left over from an interrupted run
     env = {
         "AIRFLOW__CELERY__BROKER_URL": BROKER,
@@ -51,7 +46,7 @@ def celery_airflow(tmp_path_factory):
     }
     # One slot per worker: 2 task processes on 2 cores, and a busy worker cannot hold a second shard,
     # so the four shards must be shared between both workers.
-    af = LiveAirflow(tmp / "home", tmp / "dags", ROOT / "plugins", METADATA_DB, env, executor="CeleryExecutor",
+    af = LiveAirflow(tmp / "home", dags, ROOT / "plugins", METADATA_DB, env, executor="CeleryExecutor",
                      celery_workers=WORKERS, worker_concurrency=1,
                      preload=["synthchain.pipeline", "great_expectations"])  # imported once per worker, not per task
     with af:

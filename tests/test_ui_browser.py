@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from live_airflow import PASSWORD, USER, LiveAirflow, create_database, drop_database
+from live_airflow import PASSWORD, USER, LiveAirflow, create_database, drop_database, spec_folders
 
 pytestmark = pytest.mark.airflow
 
@@ -40,18 +40,13 @@ def small_spec(source: Path) -> dict:
 def live(tmp_path_factory, lending_club):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from synthchain.dagfiles import sync
-
     tmp = tmp_path_factory.mktemp("ui")
     source = tmp / "lending_club_2000.parquet"
     lending_club.sample(n=2000, random_state=1).to_parquet(source, index=False)
-    specs = tmp / "specs"
-    specs.mkdir()
-    (specs / "ui_small.yaml").write_text(yaml.safe_dump(small_spec(source), sort_keys=False))
-    sync(specs, tmp / "dags")  # the spec's DAG file, as `synthchain dags sync` writes it
+    specs, dags = spec_folders(tmp, {"ui_small": small_spec(source)})  # its DAG file, as `synthchain dags sync` writes it
     env = {"SYNTHCHAIN_SPECS_DIR": str(specs), "SYNTHCHAIN_DB_URL": create_database(PROVENANCE_DB),
            "SYNTHCHAIN_STORAGE": str(tmp / "storage")}
-    with LiveAirflow(tmp / "home", tmp / "dags", ROOT / "plugins", METADATA_DB, env,
+    with LiveAirflow(tmp / "home", dags, ROOT / "plugins", METADATA_DB, env,
                      preload=["synthchain.pipeline", "great_expectations"]) as af:  # imported once, not per task
         print(f"live Airflow started in {af.startup_seconds:.1f}s")
         yield af
