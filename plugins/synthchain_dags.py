@@ -55,7 +55,10 @@ def run_context(spec_path: str, line: str):
     # Params hold every key with its default; conf may also hold keys that are no Param (Airflow keeps them):
     # both go through the spec's own check, which refuses unknown keys and out-of-range values by name.
     overrides = {**dict(context["params"]), **dict(dag_run.conf or {})}
-    spec = load_spec(spec_path).lines()[line].with_overrides(overrides)
+    lines = load_spec(spec_path).lines()
+    if line not in lines:  # the spec was edited while this run was in flight
+        raise SpecError(f"{spec_path}: line {line!r} is no longer one of this spec's lines {sorted(lines)}")
+    spec = lines[line].with_overrides(overrides)
     kind = getattr(dag_run.run_type, "value", dag_run.run_type)
     return RunContext(spec, when.date(), dag_run.run_id, str(kind), open_storage(), ProvenanceStore(provenance_url()),
                       dag_id=dag_run.dag_id, try_number=int(context["ti"].try_number or 1))

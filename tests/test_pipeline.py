@@ -119,14 +119,17 @@ def test_failing_gate_quarantines_and_never_publishes(spec_file, store, storage)
     assert failed[0]["column"] == "quality_score" and failed[0]["observed"] < 0.999
 
 
-def test_rerun_that_fails_takes_the_old_publish_down(spec, spec_file, store, storage):
+def test_other_gates_make_another_version_and_leave_the_publish_up(spec, spec_file, store, storage):
     good = run_all(_ctx(spec, store, storage))
     strict = load_spec(spec_file(base_spec(gates={"max_synthetic_share": 0.01}), "strict.yaml"))
     with pytest.raises(GateFailed, match="gate 'blending' failed"):
         run_all(_ctx(strict, store, storage, run_id="again"))
-    assert store.version(good["dataset_version"])["status"] == "quarantined"
-    assert not storage.list("published")
-    assert storage.list(f"quarantine/{_ctx(spec, store, storage).version_path}/previously_published")
+    # gate thresholds are part of the effective configuration: the strict run is a version of its own
+    assert store.version(good["dataset_version"])["status"] == "published"
+    statuses = {v["config_hash"]: v["status"] for v in store.versions()}
+    assert statuses == {spec.config_hash(): "published", strict.config_hash(): "quarantined"}
+    assert storage.list(f"published/{_ctx(spec, store, storage).version_path}")
+    assert not storage.list(f"published/{_ctx(strict, store, storage).version_path}")
 
 
 def test_accumulate_carries_previous_synthetic_rows_with_lineage(spec, store, storage):

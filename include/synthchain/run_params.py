@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# the floor below which a blend has too few rows for a rare class to appear at all
-MIN_TARGET_ROWS = 100
+# the floor below which a tabular blend has too few rows for a rare class to appear at all; text and code
+# sources (language models: each row is a paid request) may ask for a handful
+MIN_TARGET_ROWS = {"tabular": 100}
+MIN_TARGET_ROWS_OTHER = 10
 MAX_TARGET_ROWS = 10_000_000
 MAX_SEED = 2**31 - 1
 VERSION = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -27,7 +29,8 @@ def param_schemas(spec) -> dict[str, dict[str, Any]]:
             schema["enum"] = builtin_versions(gen.impl)
         versions[gen.name] = schema
     return {
-        "target_rows": dict(default=spec.target_rows, type="integer", minimum=min(MIN_TARGET_ROWS, spec.target_rows),
+        "target_rows": dict(default=spec.target_rows, type="integer",
+                            minimum=min(MIN_TARGET_ROWS.get(spec.modality, MIN_TARGET_ROWS_OTHER), spec.target_rows),
                             maximum=MAX_TARGET_ROWS, title="Synthetic rows",
                             description="How many synthetic rows to generate before filtering."),
         "real_fraction": dict(default=spec.blend.real_fraction, type="number", exclusiveMinimum=0, maximum=1,
