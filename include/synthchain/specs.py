@@ -3,6 +3,11 @@
 `load_spec` turns a file into a validated `DatasetSpec` or raises `SpecError`
 whose message names the file and the offending field, so a broken spec can be
 reported on its own without hiding the others.
+
+Validation matches what runs: types are strict (no `true` or `"100"` taken as a
+number; a float field still takes a whole number), the schedule is one Airflow
+accepts, and the YAML itself is refused when a key is repeated (the last one
+would silently win) or its aliases expand beyond a sane size.
 """
 from __future__ import annotations
 
@@ -13,9 +18,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+# The string schedules Airflow 3 takes besides 5-field cron (airflow.sdk.definitions.dag._create_timetable and
+# the cron presets of its timetables). croniter also takes seconds and years fields: Airflow's cron timetables
+# do not, so those are refused too.
+AIRFLOW_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+# YAML nodes a spec may expand to once aliases are followed (the shipped specs hold a few hundred)
+MAX_YAML_NODES = 100_000
+MAX_MESSAGE_CHARS = 500
 
 
 class SpecError(ValueError):
@@ -31,7 +45,8 @@ class FieldError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no bool or string taken as a number, no 3.0 as an int (a float field still takes an int)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SourceSpec(_Strict):
@@ -90,7 +105,7 @@ class JudgeSpec(_Strict):
     connection: str = Field(min_length=1, description="connection id of the judge's endpoint (base URL and key)")
     model: str = Field(min_length=1)
     rubric: str = Field(min_length=10, description="what a good example is, in the judge's prompt")
-    scale: tuple[int, int] = (1, 5)
+    scale: tuple[StrictInt, StrictInt] = Field((1, 5), strict=False)  # a YAML list; its items stay strict
     threshold: float = Field(3.0, description="keep texts scored at least this")
     allow_self_judge: bool = Field(False, description="let a model that also generates in this spec grade")
     concurrency: int = Field(4, ge=1, le=256)
@@ -109,7 +124,8 @@ class TextSpec(_Strict):
     """Text-only checks and thresholds: record checks, filters and diversity gates."""
 
     # record checks (verification)
-    length_quantiles: tuple[float, float] = Field((0.005, 0.995), description="real token-length band a text must fall in")
+    length_quantiles: tuple[StrictFloat, StrictFloat] = Field(
+        (0.005, 0.995), strict=False, description="real token-length band a text must fall in")  # a YAML list
     max_repeated_ngram_share: float = Field(0.35, ge=0.0, le=1.0, description="share of a text's 3-grams that repeat")
     max_unknown_char_share: float = Field(0.02, ge=0.0, le=1.0, description="characters never seen in real text")
     min_label_confidence: float = Field(0.1, ge=0.0, lt=1.0,
@@ -294,6 +310,29 @@ class DatasetSpec(_Strict):
     @classmethod
     def _source_shorthand(cls, value: Any) -> Any:
         return {"uri": value} if isinstance(value, str) else value
+
+    @field_validator("schedule")
+    @classmethod
+    def _airflow_schedule(cls, value: str | None) -> str | None:
+        """None, an Airflow preset, or a 5-field cron expression: what the DAG's timetable will take."""
+        if value is None or value in AIRFLOW_PRESETS:
+            return value
+        from croniter import croniter
+
+        fields = len(value.split())
+        try:
+            valid = croniter.is_valid(value)
+        except Exception:  # noqa: BLE001 - whatever croniter cannot parse is not a schedule
+            valid = False
+        if valid and fields == 5:
+            return value
+        shown = _short(repr(value), 80)
+        if valid and fields > 5:
+            raise PydanticCustomError("schedule", "{shown} has {fields} fields: Airflow cron schedules have 5 "
+                                      "(minute hour day-of-month month day-of-week), no seconds or years",
+                                      {"shown": shown, "fields": fields})
+        raise PydanticCustomError("schedule", "{shown} is not a cron expression or an Airflow preset ({presets})",
+                                  {"shown": shown, "presets": ", ".join(AIRFLOW_PRESETS)})
 
     @field_validator("name")
     @classmethod
@@ -490,6 +529,7 @@ def stable_hash(obj: Any) -> str:
 
 
 def format_validation_error(origin: str, exc: ValidationError) -> str:
+    """One line per error: origin, field, reason. Never the offending value in full (it may be huge)."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
@@ -498,18 +538,135 @@ def format_validation_error(origin: str, exc: ValidationError) -> str:
             loc, msg = ".".join(filter(None, [loc, cause.field])), str(cause)
         else:
             msg = err["msg"]
-        lines.append(f"{origin}: field '{loc or '(top level)'}': {msg}")
+            if err["type"].endswith("_type") and "input" in err:  # strict types: say what was given instead
+                msg = f"{msg}, got {_describe(err['input'])}"
+        lines.append(f"{origin}: field '{loc or '(top level)'}': {_short(msg)}")
     return "\n".join(lines)
+
+
+def _describe(value: Any) -> str:
+    """A short account of a YAML value's type, e.g. `the boolean true`, `the string '100'`."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {_short(repr(value), 40)}"
+    if isinstance(value, str):
+        return f"the string {_short(repr(value), 60)}"
+    if value is None:
+        return "null"
+    return {dict: "a mapping", list: "a list"}.get(type(value), f"a {type(value).__name__}")
+
+
+def _short(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 15]}... ({len(text)} chars)"
+
+
+class _YamlRefused(yaml.YAMLError):
+    """A YAML document that parses but is refused (duplicate key, alias bomb); the message lacks the file."""
+
+
+_PLAIN_KEY_TAGS = {f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "null")}
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, refusing repeated keys in a mapping (at any depth) and oversized alias expansion."""
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: keys after it override on purpose
+                continue
+            key = self._key_identity(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                shown = _short(repr(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "(complex key)", 80)
+                raise _YamlRefused(f"line {line}: duplicate key {shown} (first at line {seen[key]})")
+            seen[key] = line
+        return node
+
+    def _key_identity(self, key_node: yaml.Node) -> Any:
+        """A scalar key as it will load (so `1` and `01`, `true` and `True` are one key); else the node itself."""
+        if not isinstance(key_node, yaml.ScalarNode):
+            return id(key_node)
+        if key_node.tag not in _PLAIN_KEY_TAGS:
+            return (key_node.tag, key_node.value)
+        try:
+            return self.construct_object(key_node)
+        except Exception:  # noqa: BLE001 - e.g. `!!int abc`: the constructor reports it when the document loads
+            self.recursive_objects.pop(key_node, None)
+            return (key_node.tag, key_node.value)
+
+    def compose_document(self):
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: yaml.Node | None) -> None:
+    """Refuse a document whose aliases expand beyond MAX_YAML_NODES (or into a cycle), before constructing it.
+
+    The composer shares an aliased node rather than copying it, so sizes are counted once per node (memoised)
+    and a billion-laughs file is measured in microseconds, not expanded.
+    """
+    if root is None:
+        return
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else node.value if isinstance(node, yaml.SequenceNode) else [])
+        if done:
+            open_.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            if size[key] > MAX_YAML_NODES:
+                raise _YamlRefused(f"aliases expand to more than {MAX_YAML_NODES:,} YAML nodes (an alias bomb?); "
+                                   "write the values out instead")
+            continue
+        if key in size:
+            continue
+        if key in open_:
+            raise _YamlRefused(f"line {node.start_mark.line + 1}: an alias refers to a node that contains it "
+                               "(a recursive structure)")
+        open_.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The YAML document of a spec file; SpecError naming the file for anything that is not a readable spec."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, not a spec file") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the spec file: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                        "save the spec as UTF-8") from None
+    try:
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
+    except _YamlRefused as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {_short(str(exc), 1000)}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: YAML nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # PyYAML's own constructors, e.g. `2024-13-01`, `!!int x`
+        raise SpecError(f"{path}: not valid YAML: a value cannot be read: {_short(str(exc), 200)}") from None
 
 
 def load_spec(path: str | Path) -> DatasetSpec:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: spec file not found") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+    raw = _read_yaml(path)
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a spec must be a YAML mapping, got {type(raw).__name__}")
     try:
