@@ -55,7 +55,7 @@ def main() -> None:
     store.migrate()
     from datetime import date
     run = store.start_run("bench", "bench", date(2026, 11, 21), "bench", "x")
-    version = store.open_version("bench", date(2026, 11, 21), "bench", run, 0, [], config_hash="bench")
+    version = store.open_version("bench", date(2026, 11, 21), "bench", run, config_hash="bench")
     frame = make_rows(args.rows, version)
     tuples = list(frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None))
 

@@ -71,24 +71,56 @@ def call(spec_path: str, line: str, step: str, *args):
     """
     from synthchain import pipeline
     from synthchain.gates import GateFailed
+    from synthchain.generation import GeneratorError
+    from synthchain.provenance.lifecycle import VersionBusy
+    from synthchain.provenance.store import AttemptClosed
+    from synthchain.sources import SourceError
+    from synthchain.settings import ConfigError
+    from synthchain.signing import TamperedArtefact
+    from synthchain.storage import StorageError
 
     try:
         ctx = run_context(spec_path, line)
-    except SpecError as exc:  # bad conf: the message names the key; retrying cannot help
+    except (SpecError, ConfigError) as exc:  # bad conf or setting: the message names it; retrying cannot help
         raise AirflowFailException(str(exc)) from None
     state = args[0] if args and isinstance(args[0], dict) else {}
+    ctx.bind(state)
     if state.get("config_hash") not in (None, ctx.config_hash):  # every task re-reads the spec file
-        raise AirflowFailException(
-            f"{spec_path} changed during this run (configuration {state['config_hash']} at begin, "
-            f"{ctx.config_hash} now): re-run it to build the new configuration's version")
+        message = (f"{spec_path} changed during this run (configuration {state['config_hash']} at begin, "
+                   f"{ctx.config_hash} now): re-run it to build the new configuration's version")
+        pipeline.fail_run(ctx, state, message)
+        raise AirflowFailException(message)
     try:
         return getattr(pipeline, step)(ctx, *args)
-    except (GateFailed, SpecError) as exc:
+    except GateFailed as exc:
         raise AirflowFailException(str(exc)) from exc
-    except Exception as exc:
+    except (SpecError, SourceError, GeneratorError, ConfigError, VersionBusy, TamperedArtefact, AttemptClosed) as exc:
+        # bad input or a refusal: the message names the file, field or run; a retry would say the same
         if "run_pk" in state:
-            pipeline.fail_run(ctx, state["run_pk"], f"{type(exc).__name__}: {exc}")
+            pipeline.fail_run(ctx, state, f"{type(exc).__name__}: {exc}")
+        raise AirflowFailException(str(exc)) from None
+    except Exception as exc:
+        ti = get_current_context()["ti"]
+        if "run_pk" in state and int(ti.try_number or 1) > int(getattr(ti, "max_tries", 0) or 0):
+            pipeline.fail_run(ctx, state, f"{type(exc).__name__}: {exc}")  # the last try: the attempt ends
+        if isinstance(exc, StorageError):  # already one clear line naming the object; no botocore chain
+            raise StorageError(str(exc)) from None
         raise
+
+
+def mark_failed_in_provenance(context) -> None:
+    """DAG on_failure_callback: a run Airflow failed (a task killed, a timeout, a zombie) ends its attempt
+    in provenance with Airflow's reason, and its copies of real rows go."""
+    from synthchain.provenance import ProvenanceStore
+    from synthchain.retention import drop_real_copies
+    from synthchain.storage import open_storage
+
+    dag_run = context["dag_run"]
+    store = ProvenanceStore(provenance_url())
+    reason = f"Airflow marked run {dag_run.run_id} failed: {context.get('reason') or 'a task failed'}"
+    for attempt in store.attempts_of_airflow_run(dag_run.dag_id, dag_run.run_id):
+        store.fail_attempt(attempt["id"], attempt["run_pk"], reason)
+        drop_real_copies(open_storage(), store, attempt)
 
 
 def wait_for_previous_date(spec: DatasetSpec) -> None:
@@ -141,6 +173,7 @@ def build_dag(spec: DatasetSpec, spec_path: Path, line: str = "main") -> DAG:
         params={key: Param(**schema) for key, schema in param_schemas(spec).items()},
         tags=["synthchain", *spec.tags, *(["candidate"] if candidate else [])],
         default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
+        on_failure_callback=mark_failed_in_provenance,
         # A candidate keeps the spec's schedule: Airflow only backfills periodic DAGs, and only unpaused ones.
         # It starts paused; unpausing it (to backfill, or to run nightly beside main) is a deliberate act.
         is_paused_upon_creation=True if candidate else None,

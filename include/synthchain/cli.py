@@ -23,6 +23,9 @@ def _date(text: str) -> date:
 
 
 def _print_table(rows: list[dict], columns: list[str]) -> None:
+    if not rows:
+        print("  (none)")
+        return
     widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for r in rows:
@@ -42,6 +45,10 @@ def cmd_run(args) -> int:
     from .storage import open_storage
 
     spec = load_spec(args.spec)
+    pairs = args.generator_version or []
+    bad = [v for v in pairs if "=" not in v or not v.split("=", 1)[0] or not v.split("=", 1)[1]]
+    if bad:
+        raise SpecError(f"--generator-version {bad[0]!r}: expected NAME=VERSION, e.g. cart=1.1")
     overrides = {"target_rows": args.target_rows, "real_fraction": args.real_fraction, "seed": args.seed,
                  "blend_mode": args.blend_mode,
                  "generator_versions": dict(v.split("=", 1) for v in args.generator_version or [])}
@@ -67,24 +74,67 @@ def cmd_versions(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    table = []
+    from .provenance.lifecycle import death_of
+    from .settings import Lease
+
+    now, stale_after = datetime.now(timezone.utc), Lease.from_env().stale_after_s
+    table, attempts = [], []
     for r in rows:
         ev = r.get("evaluation") or {}
         failed = [f"{g['hop']}" for g in r["gates"] if not g["success"]]
         table.append({**r, "gates": "all passed" if r["gates"] and not failed else (f"FAILED: {','.join(failed)}" if failed else "-"),
                       "blend": f"{ev.get('blend', float('nan')):.3f}" if ev else "-",
-                      "trtr": f"{ev.get('trtr', float('nan')):.3f}" if ev else "-"})
+                      "trtr": f"{ev.get('trtr', float('nan')):.3f}" if ev else "-",
+                      "attempt": r.get("published_attempt_id") or "-"})
+        for a in r.get("attempts", []):
+            if a["status"] in ("published", "superseded"):
+                continue
+            state = a["status"]
+            if state in ("building", "publishing"):
+                dead = death_of(a, now, stale_after)
+                state = f"STALE ({dead})" if dead else f"{state} (heartbeat {_ago(a['heartbeat_at'], now)})"
+            attempts.append({"version": r["id"], "attempt": a["id"], "status": state,
+                             "run": (f"{a['dag_id']} " if a["dag_id"] else "") + f"{a['run_id']} try {a['try_number']}",
+                             "started": str(a["started_at"])[:19], "reason": (a["message"] or "")[:240]})
     if not table:
         print("no dataset versions")
         return 0
-    _print_table(table, ["id", "spec", "logical_date", "line", "generators", "status", "run_kind", "real_rows",
-                         "synthetic_rows", "carried_rows", "trtr", "blend", "gates"])
+    _print_table(table, ["id", "spec", "logical_date", "line", "generators", "status", "attempt", "run_kind",
+                         "real_rows", "synthetic_rows", "carried_rows", "trtr", "blend", "gates"])
+    if attempts:
+        print("\nattempts that did not publish (failed, quarantined, abandoned, in progress or stale):")
+        _print_table(attempts, ["version", "attempt", "status", "run", "started", "reason"])
+    return 0
+
+
+def _ago(moment, now) -> str:
+    from .provenance.lifecycle import _aware
+
+    return f"{(now - _aware(moment)).total_seconds():.0f} s ago" if moment else "never"
+
+
+def cmd_gc(args) -> int:
+    from .provenance import ProvenanceStore
+    from .retention import as_rows, collect
+    from .storage import open_storage
+
+    store = ProvenanceStore(args.db_url)
+    store.migrate()
+    actions = collect(open_storage(args.storage), store, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(as_rows(actions), indent=2))
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    files = sum(a.files for a in actions if a.action == "remove")
+    print(f"gc: {verb} {files} file(s) in {sum(a.action == 'remove' for a in actions)} place(s); "
+          f"{sum(a.action == 'abandon-run' for a in actions)} dead run(s) marked abandoned")
+    _print_table(as_rows(actions), ["action", "files", "target", "reason"]) if actions else None
     return 0
 
 
 def cmd_summary(args) -> int:
     from .provenance import ProvenanceStore
-    from .storage import open_storage
+    from .storage import StorageError, open_storage, read_uri_json, storage_for_uri
 
     store = ProvenanceStore(args.db_url)
     store.migrate()
@@ -95,12 +145,20 @@ def cmd_summary(args) -> int:
     # the newest logical date, not the highest id: a backfill of past dates runs after today's version
     latest = max(published, key=lambda v: (v["logical_date"], v["id"]))
     base = latest["storage_uri"].rsplit("/", 1)[0]
-    manifest = open_storage(args.storage).read_json(f"{base}/manifest.json")
+    # The version's own URI says where its files are (this backend or another); what is gone is said, not raised.
+    try:
+        manifest = read_uri_json(f"{base}/manifest.json", open_storage(args.storage))
+        missing = [] if storage_for_uri(latest["storage_uri"]).exists(latest["storage_uri"]) else [latest["storage_uri"]]
+    except StorageError as exc:
+        manifest = {**(latest["metrics"].get("summary") or {}), "data_uri": latest["storage_uri"],
+                    "report_uri": f"{base}/report.html"}
+        missing = [f"{base}/manifest.json ({exc})"]
     keys = ["dataset_version", "spec", "modality", "logical_date", "run_kind", "generators", "rows", "real_rows",
             "synthetic_rows", "carried_rows"]
     keys += [k for k in manifest.get("verification_figures", ("quality_score", "dcr_closer_share")) if k not in keys]
     keys += [k for k in manifest if k.startswith(("trtr_", "tstr_", "blend_"))]
-    print(f"published dataset version {latest['id']} of {latest['spec']} (line {latest['line']})")
+    print(f"published dataset version {latest['id']} of {latest['spec']} (line {latest['line']}, "
+          f"attempt {latest.get('published_attempt_id') or '-'})")
     for key in keys:
         value = manifest.get(key)
         print(f"  {key:<18} {value:.4f}" if isinstance(value, float) else f"  {key:<18} {value}")
@@ -109,7 +167,9 @@ def cmd_summary(args) -> int:
     for label, uri in (("data", manifest["data_uri"]), ("report", manifest["report_uri"]),
                        ("manifest", f"{base}/manifest.json"), ("GX data docs", f"{base}/gx_docs/")):
         print(f"  {label:<13} {uri}")
-    return 0
+    for what in missing:
+        print(f"MISSING: {what}: the provenance store says published, storage no longer has it", file=sys.stderr)
+    return 3 if missing else 0
 
 
 def cmd_compare(args) -> int:
@@ -340,6 +400,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only report; exit 1 if files are missing or left over")
     p.set_defaults(func=cmd_dags)
 
+    p = sub.add_parser("gc", help="mark dead runs abandoned and remove what the retention policy says "
+                                  "(SYNTHCHAIN_KEEP_STAGING, _KEEP_REAL_COPIES, _QUARANTINE_DAYS, _FAILED_DAYS, "
+                                  "_SUPERSEDED_DAYS, _STALE_AFTER_S)")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--storage")
+    p.add_argument("--db-url")
+    p.set_defaults(func=cmd_gc)
+
     p = sub.add_parser("lineage", help="where a dataset version's rows came from")
     p.add_argument("version", type=int)
     p.add_argument("--json", action="store_true")
@@ -351,7 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .collapse.theory import TheoryError
     from .generation import GeneratorError
+    from .provenance.lifecycle import VersionBusy
+    from .settings import ConfigError
+    from .signing import TamperedArtefact
     from .sources import SourceError
+    from .storage import StorageError
+    from alembic.util import CommandError as AlembicError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .provenance.store import AttemptClosed
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sandbox"]:  # `synthchain sandbox run FILE [--timeout S] [--memory-mb M] --json`
@@ -361,8 +438,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, SourceError, GeneratorError, TheoryError) as exc:
+    except (SpecError, SourceError, GeneratorError, TheoryError, StorageError, ConfigError, VersionBusy,
+            TamperedArtefact) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AttemptClosed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, AlembicError) as exc:  # the provenance database: unreachable, missing, refused, newer
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"error: provenance database: {type(exc).__name__}: {reason}", file=sys.stderr)
         return 2
 
 

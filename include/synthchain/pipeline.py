@@ -2,14 +2,20 @@
 
 Airflow tasks and the CLI call exactly these functions. Each takes the small
 `state` dict earlier hops returned (URIs and ids, what XCom carries) and returns
-its own additions. Outputs are written under the dataset version's staging
-prefix and replaced on retry; a failed gate moves the hop's batch to quarantine.
+its own additions.
+
+A run builds an *attempt* at its dataset version: everything it writes lives under
+the attempt's own staging prefix (`runs/<spec>/<date>/<config>/a<attempt>/`) and is
+replaced on retry; a failed gate moves the hop's batch to the attempt's quarantine.
+Publish is a swap: the attempt's files are moved under `published/.../a<attempt>/`
+and the version's pointer, lineage and status change in one transaction, so a
+failing or killed re-run leaves the version published before it untouched.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
-import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -22,13 +28,18 @@ import pandas as pd
 from . import gates as g
 from .blending import blend
 from .collapse.monitors import judge, measure_all, monitors_for
+from .failpoints import failpoint
 from .filtering import run_filters
 from .generation import derive_seed
 from .modalities import modality_of
 from .modality import HopData, Modality, data_columns
 from .provenance import ProvenanceStore
+from .provenance.lifecycle import VersionBusy
 from .provenance.store import json_safe
+from . import retention
 from .report import render_report
+from .settings import Lease, Retention
+from .signing import dumps_signed, loads_signed
 from .specs import DatasetSpec, SpecError, stable_hash
 from .storage import Storage
 from .verification import row_hashes
@@ -50,6 +61,7 @@ class RunContext:
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     dag_id: str = ""  # with run_id and try_number, the run record's identity ("" outside Airflow)
     try_number: int = 1
+    attempt_id: int | None = None  # set by begin, then carried in the state every task receives
 
     @property
     def config_hash(self) -> str:
@@ -60,14 +72,30 @@ class RunContext:
     def version_path(self) -> str:
         return f"{self.spec.name}/{self.logical_date.isoformat()}/{self.config_hash}"
 
-    def staging(self, *parts: str) -> str:
-        return "/".join(["runs", self.version_path, *parts])
+    def bind(self, state: dict) -> "RunContext":
+        """Take the attempt begin opened (tasks build a fresh context and get the attempt from the state)."""
+        if state.get("attempt_id") is not None:
+            self.attempt_id = state["attempt_id"]
+        return self
 
-    def published(self, *parts: str) -> str:
-        return "/".join(["published", self.version_path, *parts])
+    def prefixes(self, attempt_id: int) -> tuple[str, str, str]:
+        """(staging, quarantine, published) prefixes of an attempt: one tree each, never shared by two runs."""
+        tail = f"{self.version_path}/a{attempt_id}"
+        return f"runs/{tail}", f"quarantine/{tail}", f"published/{tail}"
+
+    def _under(self, which: int, parts: tuple[str, ...]) -> str:
+        if self.attempt_id is None:
+            raise RuntimeError("no attempt bound to this run context: begin() opens one")
+        return "/".join([self.prefixes(self.attempt_id)[which], *parts])
+
+    def staging(self, *parts: str) -> str:
+        return self._under(0, parts)
 
     def quarantine(self, *parts: str) -> str:
-        return "/".join(["quarantine", self.version_path, *parts])
+        return self._under(1, parts)
+
+    def published(self, *parts: str) -> str:
+        return self._under(2, parts)
 
     @property
     def modality(self) -> Modality:
@@ -76,6 +104,16 @@ class RunContext:
     def hop_data(self, state: dict) -> HopData:
         """The modality's view of this run's artefacts (read lazily from storage)."""
         return HopData(self.spec, self.storage, state, self.logical_date, self.modality.load_profile)
+
+
+def step(fn):
+    """A hop after begin: bind the state's attempt and hold the run's lease (heartbeat) while it works."""
+    @functools.wraps(fn)
+    def run(ctx: "RunContext", state: dict, *args, **kwargs):
+        ctx.bind(state)
+        with ctx.store.lease(state["run_pk"], Lease.from_env().heartbeat_s):
+            return fn(ctx, state, *args, **kwargs)
+    return run
 
 
 def _content_hash(frame: pd.DataFrame) -> np.ndarray:
@@ -100,18 +138,33 @@ def begin(ctx: RunContext) -> dict:
         params = params_by_name[gen.name]
         generator_ids[gen.name] = ctx.store.register_generator(
             gen.name, gen.version, modality.generator_family(gen.impl), params, stable_hash(params)[:16])
+    lease = Lease.from_env()  # a bad setting is refused before anything is written
+    Retention.from_env()
     run_pk = ctx.store.start_run(ctx.run_id, spec.name, ctx.logical_date, ctx.run_kind,
                                  stable_hash(spec.model_dump())[:16], dag_id=ctx.dag_id, try_number=ctx.try_number)
     recursive = spec.generations.recursive
     parent = ctx.store.latest_published(spec.name, ctx.logical_date, line=spec.line, config_hash=ctx.config_hash) \
         if (recursive or spec.blend_mode == "accumulate") else None
     generation = parent["generation"] + 1 if (parent and recursive) else 0
+    # The version record is found or created; a published one is not touched: this run builds an attempt.
     version_id = ctx.store.open_version(spec.name, ctx.logical_date, spec.generators_key(), run_pk,
-                                        generation=generation, generator_ids=generator_ids.values(),
-                                        parents=[(parent["id"], "fitted_on")] if (parent and recursive) else [],
                                         config_hash=ctx.config_hash, line=spec.line)
-    ctx.storage.delete_prefix(ctx.staging())
-    return {"run_pk": run_pk, "version_id": version_id, "config_hash": ctx.config_hash, "line": spec.line,
+    try:
+        ctx.attempt_id, abandoned = ctx.store.open_attempt(
+            version_id, run_pk, generation=generation, generator_ids=generator_ids.values(),
+            parents=[(parent["id"], "fitted_on")] if (parent and recursive) else [], prefixes=ctx.prefixes,
+            stale_after_s=lease.stale_after_s)
+    except VersionBusy as exc:
+        ctx.store.finish_run(run_pk, "refused", str(exc))
+        raise
+    for dead in abandoned:  # a run that died on this version: what it left in published/ was never published
+        log.warning("attempt %s of version %s abandoned: %s", dead["id"], version_id, dead["message"])
+        ctx.storage.delete_prefix(dead["published_prefix"])
+        retention.drop_real_copies(ctx.storage, ctx.store, dead)
+    ctx.store.heartbeat(run_pk)
+    failpoint("begin")
+    return {"run_pk": run_pk, "version_id": version_id, "attempt_id": ctx.attempt_id,
+            "config_hash": ctx.config_hash, "line": spec.line,
             "generator_ids": generator_ids, "generation": generation,
             "parent_version_id": parent["id"] if parent else None,
             "parent_uri": parent["storage_uri"] if parent else None}
@@ -124,6 +177,7 @@ def gate(ctx: RunContext, state: dict, hop: str, batches: list[g.Batch], explain
 
     `explain` maps a checked column to a sentence appended to its failure (e.g. a monitor's trend).
     """
+    failpoint(f"gate.{hop}")  # the hop's outputs are written, its verdict not yet recorded
     result = g.run_gate(hop, batches, workdir=ctx.workdir)
     for failure in result.failures:
         if explain and failure.get("column") in explain:
@@ -142,9 +196,9 @@ def gate(ctx: RunContext, state: dict, hop: str, batches: list[g.Batch], explain
     quarantined = ctx.quarantine(hop)
     ctx.storage.move_prefix(ctx.staging(hop), quarantined)
     ctx.storage.write_json(f"{quarantined}/gate_failure.json", {**summary, "run_id": ctx.run_id})
-    # A re-run that fails must not leave an earlier publish of the same version live.
-    ctx.storage.move_prefix(ctx.published(), ctx.quarantine("previously_published"))
-    ctx.store.quarantine_version(state["version_id"], state["run_pk"], result.message())
+    # A version published by an earlier attempt stays published: this attempt simply never replaces it.
+    ctx.store.quarantine_attempt(state["attempt_id"], state["run_pk"], result.message())
+    drop_real_copies(ctx)
     raise g.GateFailed(result, ctx.storage.uri(quarantined))
 
 
@@ -178,6 +232,7 @@ def real_row_ids(frame: pd.DataFrame) -> np.ndarray:
     return ("real:" + hashes + np.where(occurrence > 0, "-" + occurrence.astype(str), "")).to_numpy(dtype=object)
 
 
+@step
 def profiling(ctx: RunContext, state: dict) -> dict:
     """Reads the real source; writes real_train, holdout, fit_data, profile and the record suite."""
     spec = ctx.spec
@@ -201,7 +256,7 @@ def profiling(ctx: RunContext, state: dict) -> dict:
         "real_rows": len(train) + len(holdout), "train_rows": len(train), "holdout_rows": len(holdout),
     }
     gate(ctx, {**state, **out}, "profiling", modality.profiling_batches(spec, data_columns(train), holdout, profile))
-    ctx.store.update_metrics(state["version_id"], profile={"train_rows": len(train), "holdout_rows": len(holdout)})
+    ctx.store.record_metrics(state["attempt_id"], profile={"train_rows": len(train), "holdout_rows": len(holdout)})
     return out
 
 
@@ -252,16 +307,20 @@ def _generator_spec(ctx: RunContext, name: str):
     return next(gen for gen in ctx.spec.generators if gen.name == name)
 
 
+@step
 def fit_generator(ctx: RunContext, state: dict, name: str) -> str:
     gen = _generator_spec(ctx, name)
     fit_data = data_columns(ctx.storage.read_parquet(state["fit_uri"]))
     model = ctx.modality.build_generator(gen).fit(fit_data, _profile(ctx, state))
-    return ctx.storage.write_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl"), pickle.dumps(model))
+    # signed: sample_shard loads it back only if the bytes are the ones this deployment wrote
+    return ctx.storage.write_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl"), dumps_signed(model))
 
 
+@step
 def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
     gen = _generator_spec(ctx, shard["generator"])
-    model = pickle.loads(ctx.storage.read_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl")))
+    model_key = ctx.staging("generation", "models", f"{gen.slug}.pkl")
+    model = loads_signed(ctx.storage.read_bytes(model_key), ctx.storage.uri(model_key))
     if hasattr(model, "use_storage"):  # e.g. an endpoint generator's response cache lives on the run's storage
         model.use_storage(ctx.storage)
     rows = model.sample(shard["rows"], seed=shard["seed"])
@@ -284,14 +343,15 @@ def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
     return ctx.storage.write_parquet(ctx.staging("generation", "shards", f"{name}.parquet"), rows)
 
 
+@step
 def generation_gate(ctx: RunContext, state: dict, shard_uris: list[str]) -> dict:
     synthetic = pd.concat([ctx.storage.read_parquet(u) for u in shard_uris], ignore_index=True)
     uri = ctx.storage.write_parquet(ctx.staging("generation", "synthetic.parquet"), synthetic)
     requests = request_accounting(ctx, shard_uris, len(synthetic))
     profile = _profile(ctx, state)
     counts = synthetic["_sc_generator"].value_counts().to_dict()
-    ctx.store.set_generated_rows(state["version_id"], {state["generator_ids"][k]: int(v) for k, v in counts.items()})
-    ctx.store.update_metrics(state["version_id"], generation=requests)
+    ctx.store.record_generated_rows(state["attempt_id"], {state["generator_ids"][k]: int(v) for k, v in counts.items()})
+    ctx.store.record_metrics(state["attempt_id"], generation=requests)
     figures = {k: requests[k] for k in ("planned", "rows", "failed", "unaccounted", "failed_share")}
     gate(ctx, state, "generation", [
         *ctx.modality.generation_batches(ctx.spec, data_columns(synthetic), profile,
@@ -331,6 +391,7 @@ def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int) -> dic
 
 # --- 3. verification -------------------------------------------------------------------------
 
+@step
 def verification(ctx: RunContext, state: dict) -> dict:
     """Reads synthetic, train, holdout; writes per-row checks, metrics and the modality's extras."""
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
@@ -343,7 +404,7 @@ def verification(ctx: RunContext, state: dict) -> dict:
         "verification_extras": {name: ctx.storage.write_parquet(ctx.staging("verification", f"{name}.parquet"), frame)
                                 for name, frame in result.extras.items()},
     }
-    ctx.store.update_metrics(state["version_id"], verification={k: v for k, v in result.metrics.items()
+    ctx.store.record_metrics(state["attempt_id"], verification={k: v for k, v in result.metrics.items()
                                                                 if not isinstance(v, dict)})
     gate(ctx, state, "verification", [g.Batch("metrics", g.metrics_frame(result.metrics), result.expectations)])
     return {**out, **result.summary}
@@ -351,6 +412,7 @@ def verification(ctx: RunContext, state: dict) -> dict:
 
 # --- 4. filtering --------------------------------------------------------------------------------
 
+@step
 def filtering(ctx: RunContext, state: dict) -> dict:
     """Reads synthetic rows and their checks; writes kept and dropped rows (each drop with filter and reason)."""
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
@@ -378,7 +440,7 @@ def filtering(ctx: RunContext, state: dict) -> dict:
         "content_hash": _content_hash(dropped_rows)}))
     summary = {"kept_fraction": len(kept) / max(len(synthetic), 1), "kept_rows": len(kept)}
     kept_batches, kept_metrics = modality.kept_checks(ctx.hop_data(state), kept)
-    ctx.store.update_metrics(state["version_id"], filtering=metrics, **({"kept": kept_metrics} if kept_metrics else {}))
+    ctx.store.record_metrics(state["attempt_id"], filtering=metrics, **({"kept": kept_metrics} if kept_metrics else {}))
     gate(ctx, state, "filtering", [
         *kept_batches,
         g.Batch("metrics", g.metrics_frame(summary), [
@@ -396,6 +458,7 @@ def _previous_synthetic(ctx: RunContext, state: dict) -> pd.DataFrame | None:
     return previous.loc[previous["_sc_origin"] == "synthetic"].reset_index(drop=True)
 
 
+@step
 def blending(ctx: RunContext, state: dict) -> dict:
     real = ctx.storage.read_parquet(state["train_uri"])
     kept = ctx.storage.read_parquet(state["kept_uri"])
@@ -404,13 +467,13 @@ def blending(ctx: RunContext, state: dict) -> dict:
     blended, plan = blend(real, kept, previous, spec_b.real_fraction, ctx.spec.blend_mode, spec_b.max_carried_fraction,
                           seed=derive_seed(ctx.spec.name, ctx.logical_date, "blend"))
     if state.get("parent_version_id") and plan.carried_synthetic:
-        ctx.store.add_parent(state["version_id"], state["parent_version_id"], "carried_forward")
+        ctx.store.add_attempt_parent(state["attempt_id"], state["parent_version_id"], "carried_forward")
     out = {
         "blend_uri": ctx.storage.write_parquet(ctx.staging("blending", "blend.parquet"), blended),
         "real_rows": plan.real_rows, "new_synthetic_rows": plan.new_synthetic,
         "carried_rows": plan.carried_synthetic, "synthetic_share": plan.synthetic_share,
     }
-    ctx.store.update_metrics(state["version_id"], blending={k: v for k, v in out.items() if k != "blend_uri"})
+    ctx.store.record_metrics(state["attempt_id"], blending={k: v for k, v in out.items() if k != "blend_uri"})
     gate(ctx, state, "blending", [
         *ctx.modality.blend_batches(ctx.hop_data(state), data_columns(blended)),
         g.Batch("metrics", g.metrics_frame({"real_rows": plan.real_rows, "synthetic_share": plan.synthetic_share}), [
@@ -422,6 +485,7 @@ def blending(ctx: RunContext, state: dict) -> dict:
 
 # --- 6. evaluation -------------------------------------------------------------------------------
 
+@step
 def evaluation(ctx: RunContext, state: dict) -> dict:
     """Reads real train, kept synthetic, the blend and the holdout; writes utility and collapse monitors."""
     data = ctx.hop_data(state)
@@ -430,7 +494,7 @@ def evaluation(ctx: RunContext, state: dict) -> dict:
     blended = data_columns(data.frame("blend_uri"))
     result = ctx.modality.evaluate(data, real, kept, blended)
     uri = ctx.storage.write_json(ctx.staging("evaluation", "metrics.json"), result)
-    ctx.store.update_metrics(state["version_id"], evaluation=result)
+    ctx.store.record_metrics(state["attempt_id"], evaluation=result)
     limits = ctx.spec.gates
     scores = {k: result.get(k) for k in ("trtr", "tstr", "blend", "blend_minus_trtr", "tstr_ratio")
               if isinstance(result.get(k), float) and not math.isnan(result[k])}
@@ -451,13 +515,19 @@ def evaluation(ctx: RunContext, state: dict) -> dict:
                       **{k: result.get(k) for k in ("metric", "trtr", "tstr", "blend")}})
 
 
+def _ancestors(ctx: RunContext, state: dict) -> list[dict]:
+    """The published versions this attempt descends from (fitted_on), oldest first."""
+    parents = [p for p, relation in (ctx.store.attempt(state["attempt_id"])["parents"] or []) if relation == "fitted_on"]
+    return ctx.store.ancestry(parents[0]) if parents else []
+
+
 def collapse_monitors(ctx: RunContext, data: HopData, real: pd.DataFrame, synthetic: pd.DataFrame, evaluation: dict):
     """Measure every monitor of the modality for this version and judge it against generation 0 of its ancestry."""
     state = data.state
     monitors = measure_all(ctx.modality.monitor_input(data, real, synthetic, evaluation), ctx.spec.modality)
-    history = [a["metrics"].get("collapse", {}) for a in ctx.store.ancestry(state["version_id"])[:-1]]
+    history = [a["metrics"].get("collapse", {}) for a in _ancestors(ctx, state)]
     verdicts = judge(monitors, history, state.get("generation", 0), ctx.spec.collapse.limits)
-    ctx.store.update_metrics(state["version_id"], collapse=monitors, collapse_verdicts=[
+    ctx.store.record_metrics(state["attempt_id"], collapse=monitors, collapse_verdicts=[
         {"monitor": v.monitor, "generation": v.generation, "value": v.value, "baseline": v.baseline,
          "degradation": v.degradation, "limit": v.limit, "tripped": v.tripped, "trend": v.trend} for v in verdicts])
     return monitors, verdicts
@@ -465,31 +535,44 @@ def collapse_monitors(ctx: RunContext, data: HopData, real: pd.DataFrame, synthe
 
 # --- publish ---------------------------------------------------------------------------------------
 
+@step
 def publish(ctx: RunContext, state: dict) -> dict:
+    """Stage the version's files, then swap: move them under published/ and switch the version in one transaction."""
+    version_id, attempt_id = state["version_id"], state["attempt_id"]
+    attempt = ctx.store.attempt(attempt_id)
+    if attempt["status"] == "published":  # a retry after the swap committed
+        manifest = ctx.storage.read_json(ctx.published("manifest.json"))
+        _after_publish(ctx, None)
+        return {k: manifest[k] for k in (*manifest["summary_keys"], "data_uri", "report_uri", "manifest_uri")}
     blended = ctx.storage.read_parquet(state["blend_uri"])
     train = data_columns(ctx.storage.read_parquet(state["train_uri"]))
     synthetic = data_columns(blended.loc[blended["_sc_origin"] == "synthetic"])
     evaluation_metrics = ctx.storage.read_json(state["evaluation_uri"])
     verification_metrics = ctx.storage.read_json(state["verification_uri"])
-    gate_rows = sorted(ctx.store.gate_results(state["version_id"], state["run_pk"]),
+    final = ctx.published()  # where the files will be once the swap has happened; nothing is written there before
+    recorded = ctx.store.gate_results(version_id, state["run_pk"])
+    docs_uris = {gr["hop"]: ctx.storage.uri(f"{final}/gx_docs/index_{gr['hop']}.html")
+                 for gr in recorded if gr["docs_uri"]}
+    gate_rows = sorted(({**gr, "docs_uri": docs_uris.get(gr["hop"])} for gr in recorded),
                        key=lambda r: HOPS.index(r["hop"]) if r["hop"] in HOPS else 99)
-    version_id = state["version_id"]
 
-    # Move the staging tree's GX docs next to the published data so report links stay valid.
-    docs_prefix = ctx.published("gx_docs")
-    ctx.storage.delete_prefix(ctx.published())
-    for key in ctx.storage.list(ctx.staging("gx_docs")):
-        ctx.storage.write_bytes(f"{docs_prefix}/{key.split('gx_docs/', 1)[1]}", ctx.storage.read_bytes(key))
-    docs_links = {gr["hop"]: f"gx_docs/index_{gr['hop']}.html" for gr in gate_rows if gr["docs_uri"]}
+    staged = ctx.staging("publish")
+    ctx.storage.delete_prefix(staged)
+    for key in ctx.storage.list(ctx.staging("gx_docs")):  # report links stay valid next to the data
+        ctx.storage.write_bytes(f"{staged}/gx_docs/{key.split('gx_docs/', 1)[1]}", ctx.storage.read_bytes(key))
+    docs_links = {hop: f"gx_docs/index_{hop}.html" for hop in docs_uris}
 
-    data_uri = ctx.storage.write_parquet(ctx.published("data.parquet"), blended)
+    ctx.storage.write_parquet(f"{staged}/data.parquet", blended)
+    data_uri, report_uri, manifest_uri = (ctx.storage.uri(f"{final}/{name}")
+                                          for name in ("data.parquet", "report.html", "manifest.json"))
     published_ids = set(blended.loc[blended["_sc_created_in"] == version_id, "_sc_row_id"])
     counts = blended["_sc_origin"].value_counts().to_dict()
     carried = int((blended["_sc_origin"].eq("synthetic") & blended["_sc_created_in"].ne(version_id)).sum())
     metric = evaluation_metrics.get("metric") or "utility"
     figures = ctx.modality.summary_figures(verification_metrics)
+    attempt_metrics = attempt["metrics"] or {}
     summary = {
-        "dataset_version": version_id, "spec": ctx.spec.name, "modality": ctx.spec.modality,
+        "dataset_version": version_id, "attempt": attempt_id, "spec": ctx.spec.name, "modality": ctx.spec.modality,
         "logical_date": ctx.logical_date.isoformat(),
         "run_id": ctx.run_id, "run_kind": ctx.run_kind, "generators": ctx.spec.generators_key(),
         "line": ctx.spec.line, "config_hash": ctx.config_hash, "dag_id": ctx.dag_id, "try_number": ctx.try_number,
@@ -500,21 +583,23 @@ def publish(ctx: RunContext, state: dict) -> dict:
         f"tstr_{metric}": evaluation_metrics.get("tstr"),
         f"blend_{metric}": evaluation_metrics.get("blend"),
     }
+    ancestors = _ancestors(ctx, state)
     report = render_report(
         title=f"synthchain · {ctx.spec.name} · {ctx.logical_date.isoformat()} · version {version_id}",
         summary=summary, sections=ctx.modality.report_sections(ctx.hop_data(state), train, synthetic, published_ids),
         evaluation=evaluation_metrics, gates=gate_rows, drops=state.get("dropped_by", {}), docs_links=docs_links,
         collapse_history=[{"generation": a["generation"], "values": (a["metrics"] or {}).get("collapse", {})}
-                          for a in ctx.store.ancestry(version_id)],
-        collapse_verdicts=(ctx.store.version(version_id)["metrics"] or {}).get("collapse_verdicts"),
+                          for a in ancestors]
+                         + [{"generation": state.get("generation", 0), "values": attempt_metrics.get("collapse", {})}],
+        collapse_verdicts=attempt_metrics.get("collapse_verdicts"),
         collapse_limits=ctx.spec.collapse.limits)
-    report_uri = ctx.storage.write_text(ctx.published("report.html"), report)
+    ctx.storage.write_text(f"{staged}/report.html", report)
 
     content_hash = _content_hash(blended)
     manifest = {
-        **summary, "verification_figures": list(figures),
+        **summary, "summary_keys": list(summary), "verification_figures": list(figures),
         "schema": {c: str(t) for c, t in blended.dtypes.items()},
-        "data_uri": data_uri, "report_uri": report_uri,
+        "data_uri": data_uri, "report_uri": report_uri, "manifest_uri": manifest_uri,
         "parent_version_id": state.get("parent_version_id") if carried else None,
         "content_sha256": stable_hash(sorted(content_hash.tolist())),
         "metrics": {"verification": {k: v for k, v in verification_metrics.items() if not isinstance(v, dict)},
@@ -524,38 +609,81 @@ def publish(ctx: RunContext, state: dict) -> dict:
                           .size().reset_index(name="rows").astype(object).where(lambda f: f.notna(), None)
                           .to_dict("records"),
     }
-    manifest_uri = ctx.storage.write_json(ctx.published("manifest.json"), manifest)
+    ctx.storage.write_json(f"{staged}/manifest.json", manifest)
+    failpoint("publish.staged")
     lineage = pd.DataFrame({
         "row_id": blended["_sc_row_id"], "origin": blended["_sc_origin"], "generator_name": blended["_sc_generator"],
         "generator_version": blended["_sc_generator_version"], "generation": blended["_sc_generation"].astype("Int64"),
         "created_in_version_id": blended["_sc_created_in"].astype("Int64"), "content_hash": content_hash})
-    ctx.store.publish_version(version_id, lineage, real_rows=summary["real_rows"],
-                              synthetic_rows=summary["synthetic_rows"], carried_rows=carried,
-                              storage_uri=data_uri, metrics={"summary": summary})
-    ctx.store.finish_run(state["run_pk"], "success")
-    for reproducible in ("models", "shards"):  # re-derivable from seeds; synthetic.parquet keeps every row
-        ctx.storage.delete_prefix(ctx.staging("generation", reproducible))
+    dropped_rows = ctx.storage.read_parquet(state["dropped_uri"])
+    dropped = {"filtering": pd.DataFrame({
+        "row_id": dropped_rows["_sc_row_id"], "filter": dropped_rows["_sc_filter"], "reason": dropped_rows["_sc_reason"],
+        "generator_name": dropped_rows["_sc_generator"], "generator_version": dropped_rows["_sc_generator_version"],
+        "content_hash": _content_hash(dropped_rows)})}
+
+    def move_into_place():  # runs inside the swap's transaction: if it fails, nothing is committed
+        ctx.storage.delete_prefix(final)  # a partial copy from a killed earlier try of this publish
+        ctx.storage.move_prefix(staged, final)
+
+    ctx.store.mark_publishing(attempt_id)
+    swap = ctx.store.publish_attempt(
+        version_id, attempt_id, lineage, dropped=dropped, real_rows=summary["real_rows"],
+        synthetic_rows=summary["synthetic_rows"], carried_rows=carried, storage_uri=data_uri,
+        metrics={"summary": summary}, docs_uris=docs_uris, before_commit=move_into_place)
+    failpoint("publish.committed")
+    _after_publish(ctx, swap["superseded"])
     return {**summary, "data_uri": data_uri, "report_uri": report_uri, "manifest_uri": manifest_uri}
 
 
-def fail_run(ctx: RunContext, run_pk: int, message: str) -> None:
-    """Record an unexpected failure (a gate failure has already marked the run quarantined)."""
-    if ctx.store.run_status(run_pk) != "quarantined":
-        ctx.store.finish_run(run_pk, "failed", message[:2000])
+def _after_publish(ctx: RunContext, superseded: dict | None) -> None:
+    """Retention right after a publish: the staging tree (or at least its real-row copies) and, unless kept
+    for a while, the copy the swap replaced. `synthchain gc` does the same for anything a crash left behind."""
+    retention = Retention.from_env()
+    if not retention.keep_staging:
+        ctx.storage.delete_prefix(ctx.staging())
+        ctx.store.mark_cleaned(ctx.attempt_id, "staging")
+    else:
+        drop_real_copies(ctx)
+    readers = [x for x in ctx.store.live_attempts() if x["spec_name"] == ctx.spec.name and x["id"] != ctx.attempt_id]
+    # a live run of this spec may have the replaced copy as its parent: then gc removes it later
+    if superseded is not None and retention.superseded_s <= 0 and not readers:
+        ctx.storage.delete_prefix(superseded["published_prefix"])
+        ctx.store.mark_cleaned(superseded["id"], "published")
+
+
+def drop_real_copies(ctx: RunContext) -> None:
+    if ctx.attempt_id is not None:
+        retention.drop_real_copies(ctx.storage, ctx.store, ctx.store.attempt(ctx.attempt_id))
+
+
+def fail_run(ctx: RunContext, state: dict, message: str) -> None:
+    """Record an unexpected failure of the run's attempt (a gate failure has already quarantined it)."""
+    ctx.bind(state)
+    if state.get("attempt_id") is not None:
+        ctx.store.fail_attempt(state["attempt_id"], state["run_pk"], message[:2000])
+        try:
+            drop_real_copies(ctx)
+        except Exception as exc:  # storage may be what failed: gc removes them later; the first error stands
+            log.warning("could not remove attempt %s's copies of real rows yet: %s", ctx.attempt_id, exc)
+    elif ctx.store.run_status(state["run_pk"]) == "running":
+        ctx.store.finish_run(state["run_pk"], "failed", message[:2000])
 
 
 def run_all(ctx: RunContext) -> dict:
-    """Every hop in order, in-process (the CLI's `run` and quick local use)."""
+    """Every hop in order, in-process (the CLI's `run` and quick local use), holding the run's lease throughout."""
     state = begin(ctx)
     try:
-        state |= profiling(ctx, state)
-        for name in dict.fromkeys(s["generator"] for s in plan_shards(ctx)):
-            fit_generator(ctx, state, name)
-        shard_uris = [sample_shard(ctx, state, shard) for shard in plan_shards(ctx)]
-        state |= generation_gate(ctx, state, shard_uris)
-        for hop in (verification, filtering, blending, evaluation):
-            state |= hop(ctx, state)
-        return publish(ctx, state)
-    except Exception as exc:
-        fail_run(ctx, state["run_pk"], f"{type(exc).__name__}: {exc}")
+        with ctx.store.lease(state["run_pk"], Lease.from_env().heartbeat_s):
+            state |= profiling(ctx, state)
+            for name in dict.fromkeys(s["generator"] for s in plan_shards(ctx)):
+                fit_generator(ctx, state, name)
+            shard_uris = [sample_shard(ctx, state, shard) for shard in plan_shards(ctx)]
+            state |= generation_gate(ctx, state, shard_uris)
+            for hop in (verification, filtering, blending, evaluation):
+                state |= hop(ctx, state)
+            return publish(ctx, state)
+    except g.GateFailed:
+        raise
+    except BaseException as exc:
+        fail_run(ctx, state, f"{type(exc).__name__}: {exc}")
         raise

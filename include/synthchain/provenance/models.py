@@ -43,6 +43,10 @@ class PipelineRun(Base):
     message: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the lease: a running run whose heartbeat is older than the stale limit is dead (see lifecycle.py)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    host: Mapped[str | None] = mapped_column(String(255))  # where the last heartbeat came from
+    pid: Mapped[int | None] = mapped_column(Integer)
 
 
 class DatasetVersion(Base):
@@ -58,7 +62,10 @@ class DatasetVersion(Base):
     config_hash: Mapped[str] = mapped_column(String(64))  # DatasetSpec.config_hash() after run-time overrides
     generation: Mapped[int] = mapped_column(Integer, default=0)
     run_pk: Mapped[int] = mapped_column(ForeignKey("pipeline_runs.id"))
-    status: Mapped[str] = mapped_column(String(16))  # building | quarantined | published
+    # published while published_attempt_id is set, whatever later attempts do; otherwise its latest attempt's
+    # outcome: building | quarantined | failed
+    status: Mapped[str] = mapped_column(String(16))
+    published_attempt_id: Mapped[int | None] = mapped_column(Integer)
     real_rows: Mapped[int | None] = mapped_column(Integer)
     synthetic_rows: Mapped[int | None] = mapped_column(Integer)
     carried_rows: Mapped[int | None] = mapped_column(Integer)
@@ -67,6 +74,33 @@ class DatasetVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class VersionAttempt(Base):
+    """One run's attempt at building a dataset version, under its own storage prefixes.
+
+    building → published (the version's pointer moves to it) → superseded (a later attempt published);
+    building → quarantined | failed | abandoned (its run died). Metrics, parents and generation are the
+    attempt's own until publish copies them onto the version in the same transaction as the pointer.
+    """
+
+    __tablename__ = "version_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), index=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("pipeline_runs.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    staging_prefix: Mapped[str] = mapped_column(Text)
+    quarantine_prefix: Mapped[str] = mapped_column(Text)
+    published_prefix: Mapped[str] = mapped_column(Text)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    parents: Mapped[list] = mapped_column(JSON, default=list)  # [[version_id, relation], ...]
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    generated_rows: Mapped[dict] = mapped_column(JSON, default=dict)  # {generator_version_id: rows}
+    message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # what `synthchain gc` removed of this attempt's files, and when: {"staging": ts, "real_copies": ts, ...}
+    cleaned: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class DatasetVersionGenerator(Base):

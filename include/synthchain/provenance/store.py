@@ -9,21 +9,34 @@ COPY (CSV rendered by pyarrow), falling back to executemany on SQLite.
 """
 from __future__ import annotations
 
-import math
 import io
+import logging
+import math
 import os
+import socket
+import threading
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection, create_engine, delete, func, insert, select, text, update
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+
+from ..failpoints import failpoint
 
 from .models import (Base, DatasetVersion, DatasetVersionGenerator, DatasetVersionParent, DroppedRow, GateRecord,
-                     GeneratorVersion, PipelineRun, RowLineage)
+                     GeneratorVersion, PipelineRun, RowLineage, VersionAttempt)
+
+log = logging.getLogger(__name__)
+
+
+class AttemptClosed(RuntimeError):
+    """An attempt ended (abandoned, failed) while its run still worked on it: it must not publish."""
 
 LINEAGE_COLUMNS = ["dataset_version_id", "row_id", "origin", "generator_name", "generator_version", "generation",
                    "created_in_version_id", "content_hash"]
@@ -124,38 +137,218 @@ class ProvenanceStore:
             conn.execute(update(PipelineRun).where(PipelineRun.id == run_pk).values(
                 status=status, message=message, finished_at=_now()))
 
-    def open_version(self, spec_name: str, logical_date: date, generators_key: str, run_pk: int, generation: int,
-                     generator_ids: Iterable[int], parents: Iterable[tuple[int, str]] = (), *,
+    def open_version(self, spec_name: str, logical_date: date, generators_key: str, run_pk: int, *,
                      config_hash: str, line: str = "main") -> int:
-        """Create or reset the dataset version for (spec, date, effective configuration)."""
-        with self.engine.begin() as conn:
-            key = (DatasetVersion.spec_name == spec_name, DatasetVersion.logical_date == logical_date,
-                   DatasetVersion.config_hash == config_hash)
-            version_id = conn.scalar(select(DatasetVersion.id).where(*key))
-            values = dict(run_pk=run_pk, generation=generation, status="building", updated_at=_now(), line=line,
-                          generators_key=generators_key)
-            if version_id is None:
-                version_id = conn.execute(insert(DatasetVersion).values(
-                    spec_name=spec_name, logical_date=logical_date, config_hash=config_hash, metrics={}, **values
-                ).returning(DatasetVersion.id)).scalar_one()
-            else:
-                conn.execute(update(DatasetVersion).where(DatasetVersion.id == version_id).values(**values))
-            conn.execute(delete(DatasetVersionGenerator).where(DatasetVersionGenerator.dataset_version_id == version_id))
-            ids = sorted(set(generator_ids))
-            if ids:
-                conn.execute(insert(DatasetVersionGenerator), [
-                    {"dataset_version_id": version_id, "generator_version_id": g} for g in ids])
-            _replace_parents(conn, version_id, parents)
-            return version_id
+        """The dataset version for (spec, date, effective configuration), created when new.
 
-    def add_parent(self, version_id: int, parent_id: int, relation: str) -> None:
+        A published version is left exactly as it is: a re-run builds an attempt beside it (open_attempt)
+        and only a publish that passed every gate moves the version's pointer (publish_attempt).
+        """
+        key = (DatasetVersion.spec_name == spec_name, DatasetVersion.logical_date == logical_date,
+               DatasetVersion.config_hash == config_hash)
+        values = dict(run_pk=run_pk, status="building", updated_at=_now(), line=line, generators_key=generators_key)
+
+        for _ in range(2):  # a concurrent run may insert the same version between our select and insert
+            try:
+                with self.engine.begin() as conn:
+                    row = conn.execute(select(DatasetVersion.id, DatasetVersion.status).where(*key)).first()
+                    if row is None:
+                        return conn.execute(insert(DatasetVersion).values(
+                            spec_name=spec_name, logical_date=logical_date, config_hash=config_hash, metrics={},
+                            generation=0, **values).returning(DatasetVersion.id)).scalar_one()
+                    return row.id  # open_attempt marks it building once no other live run holds it
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not open the dataset version of {spec_name} {logical_date} {config_hash}")
+
+    def open_attempt(self, version_id: int, run_pk: int, *, generation: int, parents: Iterable[tuple[int, str]],
+                     generator_ids: Iterable[int], prefixes: Callable[[int], tuple[str, str, str]],
+                     stale_after_s: float) -> tuple[int, list[dict]]:
+        """A new attempt at the version for this run, under its own storage prefixes.
+
+        Another run's attempt that is still alive refuses this one (VersionBusy): two runs of one version
+        never share a staging tree nor race to publish. An earlier try of the same Airflow run, or a run
+        whose lease ran out, is marked abandoned and this attempt goes ahead.
+        """
+        from .lifecycle import VersionBusy, death_of
+
+        now, abandoned = _now(), []
         with self.engine.begin() as conn:
-            exists = conn.scalar(select(DatasetVersionParent.child_id).where(
-                DatasetVersionParent.child_id == version_id, DatasetVersionParent.parent_id == parent_id,
-                DatasetVersionParent.relation == relation))
-            if exists is None and parent_id != version_id:
-                conn.execute(insert(DatasetVersionParent).values(child_id=version_id, parent_id=parent_id,
-                                                                 relation=relation))
+            self._lock_version(conn, version_id)
+            me = conn.execute(select(PipelineRun.dag_id, PipelineRun.run_id).where(PipelineRun.id == run_pk)).first()
+            for other in self._live_attempts(conn, version_id):
+                if other["run_pk"] == run_pk:
+                    reason = "this run started the version again"
+                elif other["dag_id"] and (other["dag_id"], other["run_id"]) == (me.dag_id, me.run_id):
+                    reason = f"try {other['try_number']} of this Airflow run was superseded by a later try"
+                else:
+                    reason = death_of(other, now, stale_after_s)
+                    if reason is None:
+                        raise VersionBusy(version_id, other, now)
+                self._end_attempt(conn, other["id"], "abandoned", reason, run_status="abandoned",
+                                  run_pk=None if other["run_pk"] == run_pk else other["run_pk"])
+                abandoned.append(dict(conn.execute(select(VersionAttempt.__table__).where(
+                    VersionAttempt.id == other["id"])).mappings().one()))
+            attempt_id = conn.execute(insert(VersionAttempt).values(
+                dataset_version_id=version_id, run_pk=run_pk, status="building", staging_prefix="",
+                quarantine_prefix="", published_prefix="", generation=generation,
+                parents=[[p, r] for p, r in sorted(set(parents)) if p != version_id], metrics={},
+                generated_rows={}, cleaned={}).returning(VersionAttempt.id)).scalar_one()
+            staging, quarantine, published = prefixes(attempt_id)
+            conn.execute(update(VersionAttempt).where(VersionAttempt.id == attempt_id).values(
+                staging_prefix=staging, quarantine_prefix=quarantine, published_prefix=published))
+            conn.execute(update(VersionAttempt).where(VersionAttempt.id == attempt_id).values(
+                metrics={"generator_ids": sorted(set(generator_ids))}))
+            if not self._is_published(conn, version_id):  # a published version shows its own generators until a swap
+                self._link_generators(conn, version_id, generator_ids)
+                conn.execute(update(DatasetVersion).where(DatasetVersion.id == version_id).values(
+                    generation=generation, run_pk=run_pk, status="building", updated_at=_now()))
+                _replace_parents(conn, version_id, parents)
+            return attempt_id, abandoned
+
+    @staticmethod
+    def _link_generators(conn: Connection, version_id: int, generator_ids: Iterable[int]) -> None:
+        conn.execute(delete(DatasetVersionGenerator).where(DatasetVersionGenerator.dataset_version_id == version_id))
+        ids = sorted(set(generator_ids))
+        if ids:
+            conn.execute(insert(DatasetVersionGenerator), [
+                {"dataset_version_id": version_id, "generator_version_id": g} for g in ids])
+
+    def _lock_version(self, conn: Connection, version_id: int) -> None:
+        """Serialise attempts, ends and publishes of one version until the transaction ends.
+
+        PostgreSQL: a row lock. SQLite: pysqlite opens the transaction at the first write, so a no-op
+        write takes the database's write lock now (a plain SELECT would take none)."""
+        if self.is_postgres:
+            conn.execute(select(DatasetVersion.id).where(DatasetVersion.id == version_id).with_for_update())
+        else:
+            conn.execute(update(DatasetVersion).where(DatasetVersion.id == version_id).values(id=DatasetVersion.id))
+
+    def _live_attempts(self, conn: Connection, version_id: int | None = None) -> list[dict]:
+        q = (select(VersionAttempt.id, VersionAttempt.run_pk, VersionAttempt.dataset_version_id,
+                    VersionAttempt.status, VersionAttempt.started_at, PipelineRun.dag_id, PipelineRun.run_id,
+                    PipelineRun.try_number, PipelineRun.run_kind, PipelineRun.heartbeat_at, PipelineRun.host,
+                    PipelineRun.pid, PipelineRun.spec_name, PipelineRun.status.label("run_status"),
+                    PipelineRun.started_at.label("run_started_at"))
+             .join(PipelineRun, PipelineRun.id == VersionAttempt.run_pk)
+             .where(VersionAttempt.status.in_(("building", "publishing"))))
+        if version_id is not None:
+            q = q.where(VersionAttempt.dataset_version_id == version_id)
+        return [dict(r) for r in conn.execute(q.order_by(VersionAttempt.id)).mappings().all()]
+
+    @staticmethod
+    def _is_published(conn: Connection, version_id: int) -> bool:
+        return conn.scalar(select(DatasetVersion.status).where(DatasetVersion.id == version_id)) == "published"
+
+    def is_published(self, version_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return self._is_published(conn, version_id)
+
+    def _end_attempt(self, conn: Connection, attempt_id: int, status: str, message: str | None, *,
+                     run_status: str | None = None, run_pk: int | None = None) -> None:
+        """Close an attempt that did not publish; its version shows the outcome unless it is published.
+
+        Under the version's lock and only from building/publishing: a swap that committed meanwhile wins."""
+        version_id = conn.scalar(select(VersionAttempt.dataset_version_id).where(VersionAttempt.id == attempt_id))
+        if version_id is None:
+            return
+        self._lock_version(conn, version_id)
+        ended = conn.execute(update(VersionAttempt).where(
+            VersionAttempt.id == attempt_id, VersionAttempt.status.in_(("building", "publishing"))).values(
+            status=status, message=(message or "")[:2000] or None, finished_at=_now()))
+        if ended.rowcount != 1:
+            return
+        row = conn.execute(select(VersionAttempt.dataset_version_id).where(VersionAttempt.id == attempt_id)).first()
+        if not self._is_published(conn, row.dataset_version_id):
+            version_status = "quarantined" if status == "quarantined" else "failed"
+            conn.execute(update(DatasetVersion).where(DatasetVersion.id == row.dataset_version_id).values(
+                status=version_status, updated_at=_now()))
+        if run_pk is not None and run_status:
+            conn.execute(update(PipelineRun).where(PipelineRun.id == run_pk, PipelineRun.status == "running").values(
+                status=run_status, message=(message or "")[:2000] or None, finished_at=_now()))
+
+    def fail_attempt(self, attempt_id: int, run_pk: int, message: str, status: str = "failed") -> None:
+        """A run that ended without publishing: its attempt and run say why; a published version stays published."""
+        with self.engine.begin() as conn:
+            self._end_attempt(conn, attempt_id, status, message, run_status=status, run_pk=run_pk)
+
+    def attempt(self, attempt_id: int) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(VersionAttempt.__table__).where(VersionAttempt.id == attempt_id)).mappings().first()
+            return dict(row) if row else None
+
+    def attempts(self, version_id: int | None = None) -> list[dict]:
+        """Attempts with their run's identity and lease, oldest first."""
+        q = (select(VersionAttempt.__table__, PipelineRun.dag_id, PipelineRun.run_id, PipelineRun.try_number,
+                    PipelineRun.run_kind, PipelineRun.heartbeat_at, PipelineRun.host, PipelineRun.pid,
+                    PipelineRun.status.label("run_status"), PipelineRun.started_at.label("run_started_at"),
+                    DatasetVersion.spec_name, DatasetVersion.logical_date)
+             .join(PipelineRun, PipelineRun.id == VersionAttempt.run_pk)
+             .join(DatasetVersion, DatasetVersion.id == VersionAttempt.dataset_version_id))
+        if version_id is not None:
+            q = q.where(VersionAttempt.dataset_version_id == version_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q.order_by(VersionAttempt.id)).mappings().all()]
+
+    def attempts_of_airflow_run(self, dag_id: str, run_id: str) -> list[dict]:
+        """Unfinished attempts of every try of one Airflow run."""
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(
+                select(VersionAttempt.__table__).join(PipelineRun, PipelineRun.id == VersionAttempt.run_pk)
+                .where(PipelineRun.dag_id == dag_id, PipelineRun.run_id == run_id,
+                       VersionAttempt.status.in_(("building", "publishing")))).mappings().all()]
+
+    def mark_cleaned(self, attempt_id: int, what: str) -> None:
+        with self.engine.begin() as conn:
+            cleaned = conn.scalar(select(VersionAttempt.cleaned).where(VersionAttempt.id == attempt_id)) or {}
+            conn.execute(update(VersionAttempt).where(VersionAttempt.id == attempt_id).values(
+                cleaned={**cleaned, what: _now().isoformat()}))
+
+    def abandon_run(self, run_pk: int, reason: str) -> list[int]:
+        """A run found dead: it and its unfinished attempts are marked abandoned (ids returned)."""
+        with self.engine.begin() as conn:
+            ids = list(conn.scalars(select(VersionAttempt.id).where(
+                VersionAttempt.run_pk == run_pk, VersionAttempt.status.in_(("building", "publishing")))))
+            for attempt_id in ids:
+                self._end_attempt(conn, attempt_id, "abandoned", reason)
+            conn.execute(update(PipelineRun).where(PipelineRun.id == run_pk, PipelineRun.status == "running").values(
+                status="abandoned", message=reason[:2000], finished_at=_now()))
+            return ids
+
+    def heartbeat(self, run_pk: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(PipelineRun).where(PipelineRun.id == run_pk).values(
+                heartbeat_at=_now(), host=socket.gethostname()[:255], pid=os.getpid()))
+
+    @contextmanager
+    def lease(self, run_pk: int, every_s: float):
+        """Renew the run's heartbeat now and every `every_s` seconds while the body runs (a daemon thread)."""
+        self.heartbeat(run_pk)
+        stop = threading.Event()
+
+        def beat():
+            while not stop.wait(every_s):
+                try:
+                    self.heartbeat(run_pk)
+                except Exception:  # a missed beat is not the task's failure; the next one may get through
+                    log.warning("heartbeat of run %s failed", run_pk, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"synthchain-lease-{run_pk}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+    def live_attempts(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return self._live_attempts(conn)
+
+    def running_runs(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(PipelineRun.__table__).where(
+                PipelineRun.status == "running").order_by(PipelineRun.id)).mappings().all()]
 
     def ancestry(self, version_id: int, relation: str = "fitted_on") -> list[dict]:
         """The version and its ancestors through `relation`, oldest first (generation 0 at index 0)."""
@@ -173,18 +366,46 @@ class ProvenanceStore:
                     DatasetVersionParent.child_id == current, DatasetVersionParent.relation == relation))
         return chain[::-1]
 
-    def set_generated_rows(self, version_id: int, counts: dict[int, int]) -> None:
+    def add_attempt_parent(self, attempt_id: int, parent_id: int, relation: str) -> None:
+        """A parent the attempt found while running (rows carried forward); the version gets it at publish."""
         with self.engine.begin() as conn:
-            for generator_id, n in counts.items():
-                conn.execute(update(DatasetVersionGenerator).where(
-                    DatasetVersionGenerator.dataset_version_id == version_id,
-                    DatasetVersionGenerator.generator_version_id == generator_id).values(rows_generated=n))
+            row = conn.execute(select(VersionAttempt.parents, VersionAttempt.dataset_version_id)
+                               .where(VersionAttempt.id == attempt_id)).first()
+            parents = {tuple(p) for p in row.parents or []} | {(parent_id, relation)}
+            parents.discard((row.dataset_version_id, relation))
+            conn.execute(update(VersionAttempt).where(VersionAttempt.id == attempt_id).values(
+                parents=[list(p) for p in sorted(parents)]))
+            if not self._is_published(conn, row.dataset_version_id):
+                _replace_parents(conn, row.dataset_version_id, parents)
 
-    def update_metrics(self, version_id: int, **metrics: Any) -> None:
+    def record_metrics(self, attempt_id: int, **metrics: Any) -> None:
+        """An attempt's figures; also the version's while it has never been published (so a quarantined
+        first build shows what failed), never a published version's until its pointer moves."""
         with self.engine.begin() as conn:
-            current = conn.scalar(select(DatasetVersion.metrics).where(DatasetVersion.id == version_id)) or {}
-            conn.execute(update(DatasetVersion).where(DatasetVersion.id == version_id).values(
-                metrics=json_safe({**current, **metrics}), updated_at=_now()))
+            row = conn.execute(select(VersionAttempt.metrics, VersionAttempt.dataset_version_id)
+                               .where(VersionAttempt.id == attempt_id)).first()
+            conn.execute(update(VersionAttempt).where(VersionAttempt.id == attempt_id).values(
+                metrics=json_safe({**(row.metrics or {}), **metrics})))
+            if not self._is_published(conn, row.dataset_version_id):
+                current = conn.scalar(select(DatasetVersion.metrics)
+                                      .where(DatasetVersion.id == row.dataset_version_id)) or {}
+                conn.execute(update(DatasetVersion).where(DatasetVersion.id == row.dataset_version_id).values(
+                    metrics=json_safe({**current, **metrics}), updated_at=_now()))
+
+    def record_generated_rows(self, attempt_id: int, counts: dict[int, int]) -> None:
+        with self.engine.begin() as conn:
+            version_id = conn.scalar(select(VersionAttempt.dataset_version_id).where(VersionAttempt.id == attempt_id))
+            conn.execute(update(VersionAttempt).where(VersionAttempt.id == attempt_id).values(
+                generated_rows={str(k): int(v) for k, v in counts.items()}))
+            if not self._is_published(conn, version_id):
+                self._set_generated_rows(conn, version_id, counts)
+
+    @staticmethod
+    def _set_generated_rows(conn: Connection, version_id: int, counts: dict) -> None:
+        for generator_id, n in counts.items():
+            conn.execute(update(DatasetVersionGenerator).where(
+                DatasetVersionGenerator.dataset_version_id == version_id,
+                DatasetVersionGenerator.generator_version_id == int(generator_id)).values(rows_generated=int(n)))
 
     # --- gates ---------------------------------------------------------------------
     def record_gate(self, version_id: int, run_pk: int, hop: str, suite_name: str, success: bool, evaluated: int,
@@ -196,12 +417,11 @@ class ProvenanceStore:
                 dataset_version_id=version_id, run_pk=run_pk, hop=hop, suite_name=suite_name, success=success,
                 evaluated=evaluated, failed_expectations=failures, docs_uri=docs_uri))
 
-    def quarantine_version(self, version_id: int, run_pk: int, message: str) -> None:
-        """A failed gate: the version is not (or no longer) published and its lineage rows go."""
+    def quarantine_attempt(self, attempt_id: int, run_pk: int, message: str) -> None:
+        """A failed gate: the attempt and its run are quarantined. A version published by an earlier attempt
+        stays published with its data, lineage and figures: a failing re-run never un-publishes it."""
         with self.engine.begin() as conn:
-            conn.execute(delete(RowLineage).where(RowLineage.dataset_version_id == version_id))
-            conn.execute(update(DatasetVersion).where(DatasetVersion.id == version_id).values(
-                status="quarantined", published_at=None, updated_at=_now()))
+            self._end_attempt(conn, attempt_id, "quarantined", message)
             conn.execute(update(PipelineRun).where(PipelineRun.id == run_pk).values(
                 status="quarantined", message=message, finished_at=_now()))
 
@@ -227,23 +447,74 @@ class ProvenanceStore:
 
     # --- per-row tables ------------------------------------------------------------------
     def replace_dropped(self, version_id: int, hop: str, rows: pd.DataFrame) -> int:
+        """The version's dropped rows of a hop, unless it is published (then publish_attempt writes them)."""
         with self.engine.begin() as conn:
-            conn.execute(delete(DroppedRow).where(DroppedRow.dataset_version_id == version_id, DroppedRow.hop == hop))
-            frame = rows.assign(dataset_version_id=version_id, hop=hop)[DROPPED_COLUMNS]
-            return self._bulk_insert(conn, DroppedRow.__tablename__, DROPPED_COLUMNS, frame)
+            self._lock_version(conn, version_id)
+            if self._is_published(conn, version_id):
+                return 0
+            return self._replace_dropped(conn, version_id, hop, rows)
 
-    def publish_version(self, version_id: int, lineage: pd.DataFrame, *, real_rows: int, synthetic_rows: int,
-                        carried_rows: int, storage_uri: str, metrics: dict) -> int:
-        """Replace the version's lineage rows and mark it published, atomically."""
+    def _replace_dropped(self, conn: Connection, version_id: int, hop: str, rows: pd.DataFrame) -> int:
+        conn.execute(delete(DroppedRow).where(DroppedRow.dataset_version_id == version_id, DroppedRow.hop == hop))
+        frame = rows.assign(dataset_version_id=version_id, hop=hop)[DROPPED_COLUMNS]
+        return self._bulk_insert(conn, DroppedRow.__tablename__, DROPPED_COLUMNS, frame)
+
+    def mark_publishing(self, attempt_id: int) -> None:
+        """Committed before any file of the attempt is moved under published/: the database knows of those
+        files from the first one on (a crash inside the swap leaves a `publishing` attempt, never an unknown)."""
         with self.engine.begin() as conn:
+            conn.execute(update(VersionAttempt).where(VersionAttempt.id == attempt_id,
+                                                      VersionAttempt.status == "building").values(status="publishing"))
+
+    def publish_attempt(self, version_id: int, attempt_id: int, lineage: pd.DataFrame, *, dropped: dict[str, pd.DataFrame],
+                        real_rows: int, synthetic_rows: int, carried_rows: int, storage_uri: str, metrics: dict,
+                        docs_uris: dict[str, str] | None = None,
+                        before_commit: Callable[[], None] | None = None) -> dict:
+        """The swap: the version's lineage, drops, parents, figures, storage URI and status move to this
+        attempt in one transaction. `before_commit` moves the attempt's files into place while the
+        version row is locked; if it fails, or the process dies, nothing here was committed and the
+        version published before (if any) is still the published one. Returns the superseded attempt.
+        """
+        with self.engine.begin() as conn:
+            self._lock_version(conn, version_id)
+            attempt = conn.execute(select(VersionAttempt.__table__).where(VersionAttempt.id == attempt_id)).mappings().one()
+            if attempt["status"] not in ("building", "publishing"):
+                raise AttemptClosed(f"attempt {attempt_id} of dataset version {version_id} was marked "
+                                    f"{attempt['status']} ({attempt['message'] or 'no reason recorded'}) while this "
+                                    "run was still going: it is not published; re-run the version")
+            previous = conn.execute(select(VersionAttempt.__table__).where(
+                VersionAttempt.dataset_version_id == version_id, VersionAttempt.status == "published")).mappings().first()
             conn.execute(delete(RowLineage).where(RowLineage.dataset_version_id == version_id))
             frame = lineage.assign(dataset_version_id=version_id)[LINEAGE_COLUMNS]
             written = self._bulk_insert(conn, RowLineage.__tablename__, LINEAGE_COLUMNS, frame)
-            current = conn.scalar(select(DatasetVersion.metrics).where(DatasetVersion.id == version_id)) or {}
+            failpoint("publish.lineage")
+            for hop, rows in dropped.items():
+                self._replace_dropped(conn, version_id, hop, rows)
+            _replace_parents(conn, version_id, [tuple(p) for p in attempt["parents"] or []])
+            self._link_generators(conn, version_id, (attempt["metrics"] or {}).get("generator_ids", []))
+            self._set_generated_rows(conn, version_id, attempt["generated_rows"] or {})
+            for hop, uri in (docs_uris or {}).items():  # the gate's data docs now live next to the data
+                conn.execute(update(GateRecord).where(GateRecord.dataset_version_id == version_id,
+                                                      GateRecord.run_pk == attempt["run_pk"], GateRecord.hop == hop)
+                             .values(docs_uri=uri))
+            if previous is not None:
+                conn.execute(update(VersionAttempt).where(VersionAttempt.id == previous["id"]).values(
+                    status="superseded", message=f"replaced by attempt {attempt_id}",
+                    cleaned={**(previous["cleaned"] or {}), "superseded_at": _now().isoformat()}))
+            conn.execute(update(VersionAttempt).where(VersionAttempt.id == attempt_id).values(
+                status="published", finished_at=_now()))
             conn.execute(update(DatasetVersion).where(DatasetVersion.id == version_id).values(
-                status="published", real_rows=real_rows, synthetic_rows=synthetic_rows, carried_rows=carried_rows,
-                storage_uri=storage_uri, metrics={**current, **metrics}, published_at=_now(), updated_at=_now()))
-            return written
+                status="published", published_attempt_id=attempt_id, run_pk=attempt["run_pk"],
+                generation=attempt["generation"], real_rows=real_rows, synthetic_rows=synthetic_rows,
+                carried_rows=carried_rows, storage_uri=storage_uri,
+                metrics=json_safe({**{k: v for k, v in (attempt["metrics"] or {}).items() if k != "generator_ids"},
+                                   **metrics}), published_at=_now(), updated_at=_now()))
+            if before_commit is not None:
+                before_commit()
+            conn.execute(update(PipelineRun).where(PipelineRun.id == attempt["run_pk"]).values(
+                status="success", message=None, finished_at=_now()))
+            failpoint("publish.moved")
+        return {"rows": written, "superseded": dict(previous) if previous is not None else None}
 
     def write_lineage_rows(self, lineage: pd.DataFrame) -> int:
         """Bulk-append lineage rows (the benchmark's unit of work)."""
@@ -292,6 +563,12 @@ class ProvenanceStore:
             q = q.where(DatasetVersion.spec_name == spec_name)
         if line:
             q = q.where(DatasetVersion.line == line)
+        attempts: dict[int, list[dict]] = {}
+        for attempt in self.attempts():
+            attempts.setdefault(attempt["dataset_version_id"], []).append({
+                k: attempt[k] for k in ("id", "status", "run_pk", "dag_id", "run_id", "try_number", "run_kind",
+                                        "run_status", "started_at", "finished_at", "heartbeat_at", "host", "pid",
+                                        "message", "run_started_at")})
         with self.engine.connect() as conn:
             out = []
             for v in conn.execute(q.order_by(DatasetVersion.logical_date, DatasetVersion.id)).mappings().all():
@@ -309,6 +586,8 @@ class ProvenanceStore:
                               for h, ok, fails in gates],
                     "evaluation": (v["metrics"] or {}).get("evaluation"),
                     "metrics": v["metrics"] or {},
+                    "published_attempt_id": v["published_attempt_id"],
+                    "attempts": attempts.get(v["id"], []),
                 })
             return out
 
