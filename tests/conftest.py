@@ -23,6 +23,10 @@ PROVENANCE_DB = os.environ.get("SYNTHCHAIN_TEST_DB", "synthchain_test")
 AIRFLOW_DB = os.environ.get("SYNTHCHAIN_TEST_AIRFLOW_DB", "synthchain_airflow_test")
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="synthchain-airflow-home-"))
 
+# One OpenMP thread per process: the live tests run scheduler, dag-processor, api-server and workers side by
+# side on 2 cores, and OpenMP's spinning threads (HistGradientBoosting) slow each other down many times over;
+# a single process on its own runs no slower with one thread here (measured on test_pipeline).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.update({
     "AIRFLOW_HOME": str(_AIRFLOW_HOME),
     "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),

@@ -147,7 +147,10 @@ def test_replace_chain_is_refused_publication_by_a_monitor(spec_file, store, sto
     assert not storage.list(f"published/lc_replace/{versions[-1]['logical_date']}")
 
 
-def test_accumulate_chain_publishes_and_records_ancestry(spec_file, store, storage):
+def test_accumulate_chain_publishes_and_records_ancestry(spec_file, store, storage, monkeypatch):
+    # the last generation's fit data is read back below: keep its staging tree, real-row copies included
+    monkeypatch.setenv("SYNTHCHAIN_KEEP_STAGING", "true")
+    monkeypatch.setenv("SYNTHCHAIN_KEEP_REAL_COPIES", "true")
     spec = load_spec(spec_file(base_spec(name="lc_acc", target_rows=2400,
                                          generations={"source": "previous_version", "mode": "accumulate"})))
     outs = _chain(spec, store, storage, 3)
@@ -172,9 +175,11 @@ def test_accumulate_chain_publishes_and_records_ancestry(spec_file, store, stora
     generations = {created: gen for created, gen, origin, _ in per_gen if origin == "synthetic"}
     assert generations[ids[2]] == 2 and set(generations) <= set(ids)
     assert all(gen is None for created, gen, origin, _ in per_gen if origin == "real")
-    fit = storage.read_parquet(storage.uri(f"runs/lc_acc/{date(2026, 5, 3)}/"
-                                           f"{RunContext(spec, date(2026, 5, 3), 'x', 'x', storage, store).config_hash}"
-                                           "/profiling/fit_data.parquet"))
+    attempt = store.attempt(store.version(ids[2])["published_attempt_id"])
+    assert attempt["staging_prefix"] == (f"runs/lc_acc/{date(2026, 5, 3)}/"
+                                         f"{RunContext(spec, date(2026, 5, 3), 'x', 'x', storage, store).config_hash}"
+                                         f"/a{attempt['id']}")
+    fit = storage.read_parquet(storage.uri(f"{attempt['staging_prefix']}/profiling/fit_data.parquet"))
     assert (fit["_sc_origin"] == "real").sum() == 7886 and (fit["_sc_origin"] == "synthetic").sum() > 0
 
 

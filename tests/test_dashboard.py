@@ -8,6 +8,7 @@ and collapse trends to show. It uses its own database: other tests drop and recr
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import sys
 from datetime import date
@@ -159,11 +160,17 @@ def test_paths_that_leave_the_version_folder_are_refused(site, path):
 
 
 def test_a_version_cannot_reach_its_siblings_files(site):
-    """v1 and v2 sit side by side (published/<spec>/<date>/...): no path from v1 reaches v2's report."""
+    """v1 and v2 sit side by side (published/<spec>/<date>/<hash>/a<attempt>/...): no path from v1 reaches
+    v2's report."""
+    store, storage = site["store"], site["storage"]
     v1 = site["v1"]["dataset_version"]
-    sibling = site["storage"].key_of(site["v2"]["report_uri"]).split("/", 2)[2]  # <date>/<hash>/report.html
+    v1_root = storage.key_of(site["v1"]["report_uri"]).rsplit("/", 1)[0]
+    v2_report = storage.key_of(site["v2"]["report_uri"])
+    assert v1_root == store.attempt(store.version(v1)["published_attempt_id"])["published_prefix"]
+    sibling = posixpath.relpath(v2_report, v1_root)  # ../../../<date>/<hash>/a<attempt>/report.html
+    assert posixpath.normpath(posixpath.join(v1_root, sibling)) == v2_report  # the path does lead there
     with pytest.raises(PermissionError):
-        dashboard.version_file(site["store"], site["storage"], v1, f"../../{sibling}")
+        dashboard.version_file(store, storage, v1, sibling)
 
 
 def test_line_comparison(site):

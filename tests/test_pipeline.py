@@ -18,6 +18,12 @@ def _ctx(spec, store, storage, day=DAY, run_id=None, kind="cli"):
     return RunContext(spec, day, run_id or f"test__{day}", kind, storage, store)
 
 
+def _staging(store, version_id, *parts):
+    """A published version's staging tree (kept by SYNTHCHAIN_KEEP_STAGING in the tests that read it)."""
+    attempt = store.attempt(store.version(version_id)["published_attempt_id"])
+    return "/".join([attempt["staging_prefix"], *parts])
+
+
 def _count(store, query):
     with store.engine.connect() as conn:
         return conn.execute(query).scalar_one()
@@ -28,7 +34,8 @@ def spec(spec_file):
     return load_spec(spec_file(base_spec()))
 
 
-def test_publish_counts_add_up(spec, store, storage):
+def test_publish_counts_add_up(spec, store, storage, monkeypatch):
+    monkeypatch.setenv("SYNTHCHAIN_KEEP_STAGING", "true")
     out = run_all(_ctx(spec, store, storage))
     version = out["dataset_version"]
     blended = pd.read_parquet(out["data_uri"])
@@ -48,7 +55,7 @@ def test_publish_counts_add_up(spec, store, storage):
     generated = sum(g["rows_generated"] for g in lineage["generators"])
     assert generated == spec.target_rows
     dropped = _count(store, select(func.count()).select_from(DroppedRow).where(DroppedRow.dataset_version_id == version))
-    kept = pd.read_parquet(storage.uri(f"runs/{_ctx(spec, store, storage).version_path}/filtering/kept.parquet"))
+    kept = pd.read_parquet(storage.uri(_staging(store, version, "filtering", "kept.parquet")))
     assert len(kept) + dropped == generated
     assert _count(store, select(func.count()).select_from(DroppedRow).where(DroppedRow.reason == "")) == 0
     # all six gates passed and are recorded; the run is a success
@@ -61,14 +68,20 @@ def test_publish_counts_add_up(spec, store, storage):
     report = storage.read_bytes(out["report_uri"]).decode()
     assert report.count("data:image/png;base64,") == 5 and "Gates" in report
     assert "Collapse monitors over generations" in report
-    assert storage.exists(f"published/{_ctx(spec, store, storage).version_path}/gx_docs/index_profiling.html")
+    published = store.attempt(store.version(version)["published_attempt_id"])["published_prefix"]
+    assert storage.exists(f"{published}/gx_docs/index_profiling.html")
+    assert all(g["docs_uri"].startswith(storage.uri(published)) for g in manifest["gates"])
+    # kept staging holds no copy of real rows once the run is over
+    assert not storage.exists(_staging(store, version, "profiling", "real_train.parquet"))
+    assert storage.exists(_staging(store, version, "profiling", "profile.json"))
 
 
 def _run_pk(store, run_id):
     return _count(store, select(PipelineRun.id).where(PipelineRun.run_id == run_id))
 
 
-def test_rerun_same_date_is_idempotent(spec, store, storage):
+def test_rerun_same_date_is_idempotent(spec, store, storage, monkeypatch):
+    monkeypatch.setenv("SYNTHCHAIN_KEEP_STAGING", "true")
     first = run_all(_ctx(spec, store, storage, run_id="a"))
     first_hash = storage.read_json(first["manifest_uri"])["content_sha256"]
     second = run_all(_ctx(spec, store, storage, run_id="b", kind="manual"))
@@ -79,10 +92,12 @@ def test_rerun_same_date_is_idempotent(spec, store, storage):
     assert n_lineage == second["rows"]
     # same inputs, same rows: the published content does not change, and there is one copy of it
     assert storage.read_json(second["manifest_uri"])["content_sha256"] == first_hash
-    version_dirs = {key.split("/")[3] for key in storage.list("published")}
-    assert version_dirs == {_ctx(spec, store, storage).config_hash}  # one published copy, not two
+    attempts = {"/".join(key.split("/")[3:5]) for key in storage.list("published")}
+    published = store.version(version)["published_attempt_id"]
+    assert attempts == {f"{_ctx(spec, store, storage).config_hash}/a{published}"}  # one published copy, not two
+    assert [a["status"] for a in store.attempts(version)] == ["superseded", "published"]
     assert _count(store, select(func.count()).select_from(DroppedRow)) == len(
-        pd.read_parquet(storage.uri(f"runs/{_ctx(spec, store, storage).version_path}/filtering/dropped.parquet")))
+        pd.read_parquet(storage.uri(_staging(store, version, "filtering", "dropped.parquet"))))
     assert pd.read_parquet(second["data_uri"])["_sc_row_id"].is_unique
     with store.engine.connect() as conn:
         kinds = dict(conn.execute(select(PipelineRun.run_id, PipelineRun.run_kind)).all())
@@ -109,8 +124,9 @@ def test_failing_gate_quarantines_and_never_publishes(spec_file, store, storage)
     version = store.versions()[0]
     assert version["status"] == "quarantined"
     assert not storage.list("published")
-    assert storage.exists(f"quarantine/{ctx.version_path}/verification/gate_failure.json")
-    assert storage.exists(f"quarantine/{ctx.version_path}/verification/metrics.json")
+    quarantine = store.attempts(version["id"])[0]["quarantine_prefix"]
+    assert storage.exists(f"{quarantine}/verification/gate_failure.json")
+    assert storage.exists(f"{quarantine}/verification/metrics.json")
     assert _count(store, select(func.count()).select_from(RowLineage)) == 0
     with store.engine.connect() as conn:
         run = conn.execute(select(PipelineRun.status, PipelineRun.message)).one()

@@ -111,12 +111,18 @@ def test_rerun_is_idempotent_and_reuses_embeddings(review_files, spec_file, stor
     root, _ = review_files
     spec = _spec(spec_file, text_spec(root, target_rows=300, shard_rows=300))
     first = run_all(RunContext(spec, DAY, "text-a", "cli", storage, store))
+    a = pd.read_parquet(first["data_uri"])  # read now: the re-run's publish replaces this copy
     cached = sorted(p.name for p in (storage.root / "cache" / "embeddings").iterdir())
     second = run_all(RunContext(spec, DAY, "text-b", "cli", storage, store))
     assert first["dataset_version"] == second["dataset_version"]
     assert sorted(p.name for p in (storage.root / "cache" / "embeddings").iterdir()) == cached  # nothing re-embedded
-    a, b = pd.read_parquet(first["data_uri"]), pd.read_parquet(second["data_uri"])
+    b = pd.read_parquet(second["data_uri"])
     assert a["review"].tolist() == b["review"].tolist()  # deterministic generation
+    # the re-run published its own attempt; the copy it replaced is gone (no grace period by default)
+    attempts = store.attempts(second["dataset_version"])
+    assert [x["status"] for x in attempts] == ["superseded", "published"]
+    assert store.version(second["dataset_version"])["published_attempt_id"] == attempts[1]["id"]
+    assert second["data_uri"] != first["data_uri"] and not storage.list(attempts[0]["published_prefix"])
 
 
 def test_replace_chain_trips_a_text_monitor_and_is_not_published(review_files, spec_file, store, storage):
