@@ -207,6 +207,48 @@ class GeneratorSpec(_Strict):
         return stable_hash(self.params)[:16]
 
 
+ColumnType = Literal["numeric", "integer", "categorical", "boolean", "datetime", "text", "identifier"]
+ColumnHandling = Literal["keep", "drop", "hash", "top_k"]
+
+
+class ColumnRule(_Strict):
+    """What the spec says about one column: a pinned type and/or how it is handled.
+
+    `type` overrides inference (a 'mostly numeric' column pinned numeric has its stray text cells
+    set missing and counted in the profile). `handle` says what happens to a high-cardinality or
+    identifier-like column: keep it, drop it, hash it into `buckets` categories, keep its `k` most
+    frequent values plus "other".
+    """
+
+    type: ColumnType | None = None
+    handle: ColumnHandling | None = None
+    k: int | None = Field(None, ge=1, le=10_000, description="top_k: the levels kept (the rest become 'other')")
+    buckets: int | None = Field(None, ge=2, le=10_000, description="hash: the number of hash buckets")
+
+    @model_validator(mode="after")
+    def _options_match_handling(self) -> "ColumnRule":
+        if self.k is not None and self.handle != "top_k":
+            raise FieldError("k", "'k' goes with handle: top_k")
+        if self.buckets is not None and self.handle != "hash":
+            raise FieldError("buckets", "'buckets' goes with handle: hash")
+        return self
+
+
+class HighCardinalitySpec(_Strict):
+    """The default for categorical columns with too many levels to model (per-column `columns` rules win).
+
+    A column whose distinct share of non-null values is at least `identifier_unique_share` is an
+    identifier (a key, a free-text field with one value per row) and is dropped unless the spec says
+    otherwise; one with more than `max_levels` levels is handled as `handle` says.
+    """
+
+    max_levels: int = Field(100, ge=2, le=100_000)
+    handle: Literal["drop", "hash", "top_k"] = "top_k"
+    k: int = Field(50, ge=1, le=10_000)
+    buckets: int = Field(64, ge=2, le=10_000)
+    identifier_unique_share: float = Field(0.95, gt=0.0, le=1.0)
+
+
 class BlendSpec(_Strict):
     real_fraction: float = Field(0.5, gt=0.0, le=1.0, description="share of real rows in the blend")
     mode: Literal["accumulate", "replace"] = "accumulate"
@@ -279,6 +321,9 @@ class DatasetSpec(_Strict):
     modality: str = Field("tabular", description="tabular | text (see synthchain.modalities)")
     source: SourceSpec
     drop_columns: list[str] = Field(default_factory=list)
+    # per-column type pins and handling (tabular); high_cardinality is the default for the rest
+    columns: dict[str, ColumnRule] = Field(default_factory=dict)
+    high_cardinality: HighCardinalitySpec = HighCardinalitySpec()
     # tabular: the target column and task; text: derived from label_column
     target: str | None = Field(None, min_length=1)
     task: Literal["classification", "regression"] | None = None
@@ -404,6 +449,13 @@ class DatasetSpec(_Strict):
                 raise FieldError("label_column", f"{self.label_column!r} is also a text column")
         if self.target and self.target in self.drop_columns:
             raise ValueError(f"target column {self.target!r} is also in drop_columns")
+        for name, rule in self.columns.items():
+            if name == self.target and rule.handle in ("drop", "hash", "top_k"):
+                raise FieldError(f"columns.{name}.handle", f"the target column cannot be handled as {rule.handle!r}")
+            if name in self.drop_columns:
+                raise FieldError(f"columns.{name}", "the column is also in drop_columns")
+        if self.columns and self.modality != "tabular":
+            raise FieldError("columns", "per-column rules are for modality: tabular")
         self._check_candidates()
         return self
 
