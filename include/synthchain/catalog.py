@@ -33,3 +33,55 @@ BUILTIN_GENERATORS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
 
 def builtin_versions(name: str) -> list[str]:
     return sorted(BUILTIN_GENERATORS[name][1]) if name in BUILTIN_GENERATORS else []
+
+
+# What each built-in's params may be, checked when the spec is validated (before any fit): a bad value fails
+# the spec naming the param, instead of failing deep inside scikit-learn or numpy minutes later.
+# Types are strict (no `true` as a number); None means "any value of a known name" (checked by the generator).
+_PARAM_RULES: dict[str, dict[str, tuple[Any, dict[str, Any]]]] = {
+    "gaussian_copula": {
+        "marginal_knots": ("int", {"ge": 2, "le": 100_000}),
+        "shrinkage": ("float", {"ge": 0.0, "le": 1.0}),
+        "discrete_max_values": ("int", {"ge": 1, "le": 1_000_000}),
+        "discrete_fraction": ("float", {"ge": 0.0, "le": 1.0}),
+    },
+    "cart": {
+        "min_samples_leaf": ("int", {"ge": 1, "le": 1_000_000}),
+        "max_depth": ("int?", {"ge": 1, "le": 1_000}),
+        "smoothing": ("bool", {}),
+        "visit_sequence": ("names?", {}),
+    },
+    "kn_ngram": {
+        "order": ("int", {"ge": 1, "le": 10}),
+        "discount": ("float", {"gt": 0.0, "lt": 1.0}),
+        "temperature": ("float", {"gt": 0.0, "le": 10.0}),
+        "min_count": ("int", {"ge": 1}),
+    },
+    "openai_compatible": {name: (None, {}) for name in (
+        "connection", "model", "strategy", "temperature", "few_shot", "max_tokens", "concurrency", "timeout_s",
+        "deadline_s", "max_retries", "batch_size", "task", "principles", "revise_rounds", "inputs",
+        "structured_output")},
+}
+
+
+def check_builtin_params(name: str, params: dict[str, Any]) -> None:
+    """ValueError naming the first param of built-in `name` that is unknown or out of range."""
+    rules = _PARAM_RULES.get(name)
+    if rules is None:
+        return
+    from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, create_model
+
+    types = {"int": StrictInt, "int?": StrictInt | None, "float": StrictFloat | StrictInt, "bool": StrictBool,
+             "names?": list[StrictStr] | None, None: Any}
+    unknown = sorted(set(params) - set(rules))
+    if unknown:
+        raise ValueError(f"{name} has no param(s) {unknown}; its params are {sorted(rules)}")
+    fields = {key: (types[kind], Field(..., allow_inf_nan=False, **limits) if kind in ("float",) else
+                    Field(..., **limits)) for key, (kind, limits) in rules.items() if key in params}
+    model = create_model(f"{name}_params", **fields)
+    try:
+        model.model_validate(params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = str(err["loc"][0])  # the param (a union type adds its member's name after it)
+        raise ValueError(f"{name} param {loc!r}: {err['msg']}, got {params.get(err['loc'][0])!r}"[:300]) from None
