@@ -31,6 +31,7 @@ from .collapse.monitors import judge, measure_all, monitors_for
 from .failpoints import failpoint
 from .filtering import run_filters
 from .generation import derive_seed
+from .generation.registry import fit_generator as fit_model, sample_generator as sample_model
 from .modalities import modality_of
 from .modality import HopData, Modality, data_columns
 from .provenance import ProvenanceStore
@@ -311,7 +312,7 @@ def _generator_spec(ctx: RunContext, name: str):
 def fit_generator(ctx: RunContext, state: dict, name: str) -> str:
     gen = _generator_spec(ctx, name)
     fit_data = data_columns(ctx.storage.read_parquet(state["fit_uri"]))
-    model = ctx.modality.build_generator(gen).fit(fit_data, _profile(ctx, state))
+    model = fit_model(ctx.modality.build_generator(gen), gen, fit_data, _profile(ctx, state))
     # signed: sample_shard loads it back only if the bytes are the ones this deployment wrote
     return ctx.storage.write_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl"), dumps_signed(model))
 
@@ -323,7 +324,7 @@ def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
     model = loads_signed(ctx.storage.read_bytes(model_key), ctx.storage.uri(model_key))
     if hasattr(model, "use_storage"):  # e.g. an endpoint generator's response cache lives on the run's storage
         model.use_storage(ctx.storage)
-    rows = model.sample(shard["rows"], seed=shard["seed"])
+    rows = sample_model(model, gen, shard["rows"], shard["seed"])
     name = f"{gen.slug}-{shard['shard']:04d}"
     # Requests that failed or were rejected are accounted for next to the shard, never padded with empty rows.
     failures = pd.DataFrame(getattr(model, "failures_", None) or [],

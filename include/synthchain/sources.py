@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 
 from .specs import DatasetSpec, SourceSpec, is_sql_url
@@ -41,7 +42,56 @@ def read_source(source: SourceSpec) -> pd.DataFrame:
     problem = _duplicate_names(list(frame.columns), "column name(s)")
     if problem:
         raise SourceError(f"source {_redact(uri)}: {problem}")
+    problem = value_problem(frame)
+    if problem:
+        raise SourceError(f"source {_redact(uri)}: {problem}")
     return frame
+
+
+# The longest cell a source may hold: far beyond any record field or training text, and far below what
+# blows up memory when every hop copies, hashes and encodes the column (200,000-character cells in a tenth
+# of the rows ended in std::bad_alloc).
+MAX_CELL_CHARS = 100_000
+_NESTED = (list, tuple, dict, set, np.ndarray)
+
+
+def value_problem(frame: pd.DataFrame) -> str | None:
+    """What makes the values unusable, naming the column and the first rows (1-based data rows); None if fine.
+
+    Checked once, vectorised, before any heavy hop: nested values (lists, structs, maps), infinite
+    numbers and giant cells, which otherwise fail deep inside numpy, scikit-learn or Great Expectations.
+    """
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_float_dtype(series):
+            values = series.to_numpy(dtype=float, na_value=np.nan)
+            bad = np.flatnonzero(np.isinf(values))
+            if bad.size:
+                return (f"column {name!r} holds {bad.size:,} infinite value(s) (rows {_rows(bad)}): "
+                        "replace them (or set them missing) at the source")
+        elif series.dtype == object or pd.api.types.is_string_dtype(series):
+            non_null = series.dropna()
+            head = non_null.iloc[:1000]
+            nested = head.map(lambda v: isinstance(v, _NESTED))
+            if nested.any():
+                kind = type(head[nested].iloc[0]).__name__
+                return (f"column {name!r} holds nested values ({kind}, e.g. a Parquet list or struct column): "
+                        "flatten it into plain columns or list it in drop_columns")
+            if not len(non_null):
+                continue
+            lengths = non_null.astype(str).str.len().to_numpy()
+            over = np.flatnonzero(lengths > MAX_CELL_CHARS)
+            if over.size:
+                rows = np.flatnonzero(series.notna().to_numpy())[over]
+                return (f"column {name!r} holds {over.size:,} cell(s) longer than {MAX_CELL_CHARS:,} characters "
+                        f"(longest {int(lengths.max()):,}; rows {_rows(rows)}): truncate them at the source or "
+                        "list the column in drop_columns")
+    return None
+
+
+def _rows(positions: np.ndarray, shown: int = 5) -> str:
+    rows = ", ".join(str(int(p) + 1) for p in positions[:shown])
+    return rows + (", …" if len(positions) > shown else "")
 
 
 def load_real_data(spec: DatasetSpec) -> pd.DataFrame:
@@ -58,6 +108,10 @@ def load_real_data(spec: DatasetSpec) -> pd.DataFrame:
         raise SourceError(f"{where}: target column {spec.target!r} is entirely empty")
     if spec.task == "regression" and not pd.api.types.is_numeric_dtype(frame[spec.target]):
         raise SourceError(f"{where}: regression target {spec.target!r} is not numeric ({frame[spec.target].dtype})")
+    empty = [c for c in frame.columns if c != spec.target and frame[c].isna().all()]
+    if empty:
+        raise SourceError(f"{where}: column(s) {empty} hold no values at all ({len(frame):,} rows, all missing): "
+                          "nothing can be learned or generated from them; list them in drop_columns")
     bad_names = [c for c in frame.columns if str(c).startswith("_sc_")]
     if bad_names:
         raise SourceError(f"{where}: column names starting with '_sc_' are reserved: {bad_names}")

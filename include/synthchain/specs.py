@@ -187,7 +187,8 @@ class GeneratorSpec(_Strict):
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     # the implementation when `name` is this source's own label (multi-source: several models of one type)
     type: str | None = Field(None, min_length=1, description="built-in generator or import path (default: name)")
-    weight: float = Field(1.0, gt=0.0)
+    # finite and bounded: shares are weight / sum, and inf or an overflowing sum gives NaN row counts
+    weight: float = Field(1.0, gt=0.0, le=1e6, allow_inf_nan=False)
     params: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -456,8 +457,25 @@ class DatasetSpec(_Strict):
                 raise FieldError(f"columns.{name}", "the column is also in drop_columns")
         if self.columns and self.modality != "tabular":
             raise FieldError("columns", "per-column rules are for modality: tabular")
+        self._check_generators()
         self._check_candidates()
         return self
+
+    def _check_generators(self) -> None:
+        """Each generator is built in or registered (checked before anything is imported); built-ins' params fit."""
+        from .catalog import BUILTIN_GENERATORS, check_builtin_params
+        from .plugins import GeneratorNotAllowed, check_registered
+
+        for i, gen in enumerate(self.generators):
+            where = f"generators.{i}.{'type' if gen.type else 'name'}"
+            try:
+                check_registered(gen.impl, frozenset(BUILTIN_GENERATORS))
+            except GeneratorNotAllowed as exc:
+                raise FieldError(where, str(exc)) from None
+            try:
+                check_builtin_params(gen.impl, gen.params)
+            except ValueError as exc:
+                raise FieldError(f"generators.{i}.params", str(exc)) from None
 
     def _check_candidates(self) -> None:
         own = {g.name: g.version for g in self.generators}
@@ -728,19 +746,44 @@ def load_spec(path: str | Path) -> DatasetSpec:
     return _resolve_relative_source(spec, path)
 
 
-def _resolve_relative_source(spec: DatasetSpec, path: Path) -> DatasetSpec:
-    """Relative local sources (main, holdout split, eval sets) resolve against the spec file's folder."""
-    def resolve(source: SourceSpec) -> SourceSpec:
-        uri = source.uri
-        if "://" in uri or Path(uri).is_absolute():
-            return source
-        return source.model_copy(update={"uri": str((path.parent / uri).resolve())})
+DATA_ROOTS_ENV = "SYNTHCHAIN_DATA_ROOTS"
 
-    update: dict[str, Any] = {"source": resolve(spec.source)}
+
+def data_roots(spec_path: Path) -> list[Path]:
+    """Folders local sources may be read from: the spec's own folder and those in $SYNTHCHAIN_DATA_ROOTS."""
+    import os
+
+    extra = [Path(p).expanduser() for p in os.environ.get(DATA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    return [Path(os.path.realpath(p)) for p in [spec_path.parent, *extra]]
+
+
+def _resolve_relative_source(spec: DatasetSpec, path: Path) -> DatasetSpec:
+    """Local sources (main, holdout split, eval sets) resolve against the spec file's folder and must stay
+    inside the data roots, checked on the path alone (nothing is opened): a spec cannot read
+    `../../../../etc/passwd` or another team's files, even through a symlink."""
+    import os
+
+    roots = data_roots(path)
+
+    def resolve(source: SourceSpec, field: str) -> SourceSpec:
+        uri = source.uri
+        if is_sql_url(uri) or ("://" in uri and not uri.startswith("file://")):
+            return source
+        local = Path(uri.removeprefix("file://"))
+        real = Path(os.path.realpath(path.parent / local))  # an absolute `local` replaces the folder
+        if not any(real == root or root in real.parents for root in roots):
+            shown = ", ".join(str(r) for r in roots)
+            raise SpecError(f"{path}: field '{field}': {_short(repr(uri), 120)} resolves to {real}, outside the "
+                            f"data roots ({shown}); move the file there or add its folder to {DATA_ROOTS_ENV}")
+        return source.model_copy(update={"uri": str(real)})
+
+    update: dict[str, Any] = {"source": resolve(spec.source, "source.uri")}
     if spec.holdout.source:
-        update["holdout"] = spec.holdout.model_copy(update={"source": resolve(spec.holdout.source)})
+        update["holdout"] = spec.holdout.model_copy(update={"source": resolve(spec.holdout.source,
+                                                                               "holdout.source.uri")})
     if spec.eval_sets:
-        update["eval_sets"] = [e.model_copy(update={"source": resolve(e.source)}) for e in spec.eval_sets]
+        update["eval_sets"] = [e.model_copy(update={"source": resolve(e.source, f"eval_sets.{i}.source.uri")})
+                               for i, e in enumerate(spec.eval_sets)]
     return spec.model_copy(update=update)
 
 
