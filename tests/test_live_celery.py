@@ -55,19 +55,30 @@ def celery_airflow(tmp_path_factory):
     drop_database(PROVENANCE_DB)
 
 
+def run_once(af) -> list[dict]:
+    run_id = af.trigger(DAG_ID)
+    af.wait_for_run(DAG_ID, run_id, timeout=480)
+    tis = af.task_instances(DAG_ID, run_id)
+    assert all(ti["state"] == "success" for ti in tis), [(ti["task_id"], ti["map_index"], ti["state"]) for ti in tis]
+    assert {ti["hostname"] for ti in tis} <= set(WORKERS)  # every task ran on a Celery worker
+    return tis
+
+
 def test_generation_shards_run_on_both_celery_workers(celery_airflow):
     af = celery_airflow
     af.wait_for_dag(DAG_ID, timeout=120)
-    run_id = af.trigger(DAG_ID)
-    af.wait_for_run(DAG_ID, run_id, timeout=480)
-
-    tis = af.task_instances(DAG_ID, run_id)
-    assert all(ti["state"] == "success" for ti in tis), [(ti["task_id"], ti["map_index"], ti["state"]) for ti in tis]
     # Mapped task instances come back one row per map_index; hostname is what each worker's
     # hostname_callable (live_airflow.worker_hostname) reported when the task started.
-    shards = [ti for ti in tis if ti["task_id"] == "generation.sample"]
-    assert sorted(ti["map_index"] for ti in shards) == [0, 1, 2, 3]
-    hosts = Counter(ti["hostname"] for ti in shards)
-    assert set(hosts) == set(WORKERS), hosts
-    assert {ti["hostname"] for ti in tis} <= set(WORKERS)  # every task ran on a Celery worker
+    # Which idle worker Redis hands a message to is a race: in one CI run of ~50 all four shards went to one
+    # worker. Both workers must take shards within two runs (8 shards); each run's shards are all there.
+    timelines = []
+    for _ in range(2):
+        shards = [ti for ti in run_once(af) if ti["task_id"] == "generation.sample"]
+        assert sorted(ti["map_index"] for ti in shards) == [0, 1, 2, 3]
+        timelines.append([(ti["map_index"], ti["hostname"], ti.get("start_date"), ti.get("end_date"))
+                          for ti in shards])
+        hosts = Counter(host for timeline in timelines for _, host, *_ in timeline)
+        if set(hosts) == set(WORKERS):
+            break
+    assert set(hosts) == set(WORKERS), timelines
     assert any(Path(af.home, "logs").rglob("attempt=1.log"))
