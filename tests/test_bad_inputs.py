@@ -410,3 +410,20 @@ def test_a_registered_entry_point_is_named_by_its_entry_point(world, capsys):
     model = build_generator(load_spec(path).generators[0]).fit(world.loans, None)
     assert type(model).__name__ == "ResampleGenerator" and model.noise == 0.1
     assert len(model.sample(7, seed=3)) == 7
+
+
+def test_failed_runs_are_listed_with_their_reason(world, capsys):
+    """Runs refused after they began (bad data, a generator that cannot fit) end their attempt `failed` with the
+    reason, shown by `synthchain versions`; the published version stays the one published."""
+    import json
+
+    source = world.write_frame(with_column(world.loans.copy(), "annual_inc", np.nan), "all_null_again.csv")
+    assert run_cli(world.run(world.spec(source=source)), capsys)[0] == 2
+    assert main(["versions", "--json", "--db-url", world.db_url]) == 0
+    versions = json.loads(capsys.readouterr().out)
+    failed = [a for v in versions for a in v["attempts"] if a["status"] == "failed"]
+    assert any("hold no values at all" in (a["message"] or "") for a in failed), failed[:3]
+    assert any("cannot fit the training rows" in (a["message"] or "") for a in failed)  # the GaussianMixture case
+    assert [v["status"] for v in versions].count("published") == 1
+    assert main(["versions", "--db-url", world.db_url]) == 0
+    assert "hold no values at all" in capsys.readouterr().out
