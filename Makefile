@@ -57,8 +57,10 @@ demo-llm: install
 	done; \
 	for spec in $(LLM_SPECS); do $(DEMO_ENV) $(BIN)/synthchain summary --spec $$spec || exit 1; done
 
+# Two xdist workers, a file at a time each: the live-Airflow files spend much of their time waiting on the
+# scheduler, and the other worker's pipelines use that CPU (each worker has its own databases, see conftest).
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Peers (SDV) need pandas < 3: they get their own venv; synthchain is installed into it too.
 bench: install

@@ -18,9 +18,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("SYNTHCHAIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-# separate names let two test sessions share one PostgreSQL server without dropping each other's tables
-PROVENANCE_DB = os.environ.get("SYNTHCHAIN_TEST_DB", "synthchain_test")
-AIRFLOW_DB = os.environ.get("SYNTHCHAIN_TEST_AIRFLOW_DB", "synthchain_airflow_test")
+# separate names let two test sessions share one PostgreSQL server without dropping each other's tables;
+# under `pytest -n` (xdist) each worker gets its own (files with fixed database names run on one worker each)
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+PROVENANCE_DB = os.environ.get("SYNTHCHAIN_TEST_DB", "synthchain_test") + (f"_{_WORKER}" if _WORKER else "")
+AIRFLOW_DB = os.environ.get("SYNTHCHAIN_TEST_AIRFLOW_DB", "synthchain_airflow_test") + (f"_{_WORKER}" if _WORKER else "")
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="synthchain-airflow-home-"))
 
 # One OpenMP thread per process: the live tests run scheduler, dag-processor, api-server and workers side by
@@ -88,13 +90,24 @@ def split(lending_club):
     return train, holdout, profile_frame(train, "Class", "classification")
 
 
+# The slowest files first: `make test` runs two xdist workers with --dist loadfile, and a long file started
+# last would leave one worker idle while the other finishes it.
+SLOW_FIRST = ["test_live_airflow.py", "test_publication_integrity.py", "test_dags.py", "test_text_pipeline.py",
+              "test_llm_real.py", "test_live_celery.py", "test_collapse.py", "test_ui_browser.py", "test_pipeline.py",
+              "test_bad_inputs.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file is kept
+
+
 @pytest.fixture(scope="session")
 def airflow_db():
-    """Airflow metadata on a real PostgreSQL database, migrated once per session."""
-    ensure_database(AIRFLOW_DB)
-    out = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], capture_output=True,
-                         text=True, env=os.environ.copy())
-    assert out.returncode == 0, out.stderr[-3000:]
+    """Airflow metadata on a real PostgreSQL database, fresh each session: a copy of a migrated template."""
+    from live_airflow import create_database, migrated_template
+
+    create_database(AIRFLOW_DB, template=migrated_template())
     return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
 
