@@ -52,6 +52,15 @@ def ensure_database(name: str) -> str:
     return f"{PG}/{name}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_root(tmp_path_factory):
+    """Tests keep their source files in pytest's temporary folder (beside, not inside, their spec folders):
+    that folder is the session's data root. test_bad_inputs empties it to check the confinement itself."""
+    root = str(tmp_path_factory.getbasetemp())
+    with environment(SYNTHCHAIN_DATA_ROOTS=root):
+        yield root
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     return ensure_database(PROVENANCE_DB)

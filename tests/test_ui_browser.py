@@ -45,7 +45,7 @@ def live(tmp_path_factory, lending_club):
     lending_club.sample(n=2000, random_state=1).to_parquet(source, index=False)
     specs, dags = spec_folders(tmp, {"ui_small": small_spec(source)})  # its DAG file, as `synthchain dags sync` writes it
     env = {"SYNTHCHAIN_SPECS_DIR": str(specs), "SYNTHCHAIN_DB_URL": create_database(PROVENANCE_DB),
-           "SYNTHCHAIN_STORAGE": str(tmp / "storage")}
+           "SYNTHCHAIN_STORAGE": str(tmp / "storage"), "SYNTHCHAIN_DATA_ROOTS": str(tmp)}
     with LiveAirflow(tmp / "home", dags, ROOT / "plugins", METADATA_DB, env,
                      preload=["synthchain.pipeline", "great_expectations"]) as af:  # imported once, not per task
         print(f"live Airflow started in {af.startup_seconds:.1f}s")
