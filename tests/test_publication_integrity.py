@@ -320,30 +320,33 @@ def test_s3_endpoint_down_mid_run_fails_clearly_then_a_later_run_publishes(world
         server.stop()
 
 
-def test_a_second_run_of_a_version_being_built_is_refused_and_other_dates_run_beside_it(world):
-    """Two runs of one version at once never share a staging tree: the second is refused, naming the first."""
+def test_a_second_run_of_a_version_being_built_is_refused_and_another_spec_runs_beside_it(world):
+    """Two runs of one version at once never share a staging tree: the second is refused, naming the first.
+    Another spec's run of the same date at the same time is fine (other dates at once: the kill test above)."""
     import time
 
-    store, days = world["store"], (date(2026, 9, 1), date(2026, 9, 2))
+    store, day = world["store"], date(2026, 9, 1)
+    other = world["root"] / "fi_other.yaml"
+    other.write_text(world["spec"].read_text().replace("name: fi\n", "name: fi_other\n"))
 
-    def start(day):
-        return subprocess.Popen([SYNTHCHAIN, "run", str(world["spec"]), "--logical-date", day.isoformat(),
+    def start(spec):
+        return subprocess.Popen([SYNTHCHAIN, "run", str(spec), "--logical-date", day.isoformat(),
                                  "--storage", str(world["storage"].root), "--db-url", world["url"]],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=world["env"])
 
-    first = start(days[0])
+    first = start(world["spec"])
     deadline = time.time() + 120
     while time.time() < deadline and not [a for a in store.attempts()
-                                          if a["logical_date"] == days[0] and a["status"] == "building"]:
+                                          if a["logical_date"] == day and a["status"] == "building"]:
         time.sleep(0.1)
-    beside = start(days[1])  # another date at the same time: fine
-    second = run_cli(world, days[0])
+    beside = start(other)  # another spec, same date, same time: fine
+    second = run_cli(world, day)
     assert second.returncode == 2, second.stderr[-2000:]
     assert "is being built by run cli__2026-09-01__" in second.stderr and "Traceback" not in second.stderr
     assert first.wait(timeout=600) == 0, first.stderr.read()[-2000:]
     assert beside.wait(timeout=600) == 0, beside.stderr.read()[-2000:]
-    for day in days:
-        (version,) = [v for v in store.versions() if v["logical_date"] == day.isoformat()]
+    for name in ("fi", "fi_other"):
+        (version,) = [v for v in store.versions(name) if v["logical_date"] == day.isoformat()]
         assert version["status"] == "published"
         assert [a["status"] for a in store.attempts(version["id"])] == ["published"]
     assert "refused" in [r["status"] for r in store.runs("fi")]

@@ -1,7 +1,8 @@
 """Profiling: split off the real holdout and describe the real training rows.
 
 The profile is the contract every later hop is checked against: column kinds,
-ranges, category sets, missingness and correlations.
+ranges, category sets, missingness and correlations, and how each source column
+was read (its type, why, and what was done to it).
 """
 from __future__ import annotations
 
@@ -34,24 +35,57 @@ class ColumnProfile:
 
 
 @dataclass
+class ColumnHandling:
+    """How one source column was read and what was done to it (decided in synthchain.tabular.columns).
+
+    `type` is the column's type as read (numeric, integer, categorical, boolean, datetime, text,
+    identifier), `reason` says why, `action` what the published column holds (or that it is absent).
+    Counts are over training rows unless named `holdout_*`.
+    """
+
+    name: str
+    type: str
+    reason: str
+    handle: str  # keep | drop | hash | top_k
+    action: str
+    pinned: bool = False  # the type came from the spec's `columns` rule
+    missing_tokens: int = 0  # cells like "NA", "", "null" read as missing
+    stray_cells: int = 0  # cells that did not parse as the column's type, set missing
+    holdout_stray_cells: int = 0
+    stray_examples: list[str] = field(default_factory=list)
+    mostly_numeric: bool = False  # most cells are numbers, but too few to read the column as numbers
+    levels: int | None = None  # distinct non-missing values (before handling)
+    kept_levels: list[str] = field(default_factory=list)  # top_k: the levels kept; every other value is "other"
+    buckets: int | None = None  # hash: the number of buckets
+
+    @property
+    def published(self) -> bool:
+        return self.handle != "drop"
+
+
+@dataclass
 class Profile:
     n_rows: int
     target: str
     task: str
     columns: dict[str, ColumnProfile]
     correlations: dict[str, dict[str, float]]
+    # every source column (dropped ones too), in source order; empty in profiles written before it existed
+    handling: dict[str, ColumnHandling] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "n_rows": self.n_rows, "target": self.target, "task": self.task,
             "columns": {k: asdict(v) for k, v in self.columns.items()},
             "correlations": self.correlations,
+            "handling": [asdict(v) for v in self.handling.values()],  # a list: JSON writers may sort keys
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Profile":
         cols = {k: ColumnProfile(**v) for k, v in data["columns"].items()}
-        return cls(data["n_rows"], data["target"], data["task"], cols, data["correlations"])
+        handling = {v["name"]: ColumnHandling(**v) for v in data.get("handling") or []}
+        return cls(data["n_rows"], data["target"], data["task"], cols, data["correlations"], handling)
 
     def kinds(self) -> dict[str, ColumnKind]:
         return {name: col.kind for name, col in self.columns.items()}
@@ -91,11 +125,14 @@ def column_kind(series: pd.Series) -> ColumnKind:
     return "categorical"
 
 
-def profile_frame(frame: pd.DataFrame, target: str, task: str) -> Profile:
+def profile_frame(frame: pd.DataFrame, target: str, task: str, kinds: dict[str, ColumnKind] | None = None,
+                  handling: dict[str, ColumnHandling] | None = None) -> Profile:
+    """The profile of (already typed) real rows; `kinds` overrides what the dtype says (a pinned type),
+    `handling` is how each source column was read (see synthchain.tabular.columns)."""
     columns: dict[str, ColumnProfile] = {}
     for name in frame.columns:
         series = frame[name]
-        kind = column_kind(series)
+        kind = (kinds or {}).get(name) or column_kind(series)
         if name == target and task == "classification":
             kind = "categorical"
         non_null = series.dropna()
@@ -117,4 +154,5 @@ def profile_frame(frame: pd.DataFrame, target: str, task: str) -> Profile:
     numeric = [c for c, p in columns.items() if p.kind in ("numeric", "integer") and p.n_unique > 1]
     corr = frame[numeric].astype(float).corr(method="spearman").round(6) if numeric else pd.DataFrame()
     correlations = {a: {b: float(corr.loc[a, b]) for b in numeric if not np.isnan(corr.loc[a, b])} for a in numeric}
-    return Profile(n_rows=len(frame), target=target, task=task, columns=columns, correlations=correlations)
+    return Profile(n_rows=len(frame), target=target, task=task, columns=columns, correlations=correlations,
+                   handling=dict(handling or {}))

@@ -111,6 +111,19 @@ def monitor_trends_plot(history: list[dict], limits: dict[str, float]) -> str:
     return png_uri(fig)
 
 
+HANDLING_NOTE = ("A dropped column is absent from the published data; a hashed column holds bucket labels, "
+                 "not its values; a top_k column holds its k most frequent training levels and \"other\". "
+                 "Cells that did not parse as the column's type are missing in the published data.")
+
+
+def column_handling_table(profile: Profile) -> str:
+    """Every source column: its type as read, why, and what the published column holds."""
+    rows = [{"column": h.name, "type": h.type + (" (pinned)" if h.pinned else ""), "why": h.reason,
+             "handling": h.handle, "published column": h.action} for h in profile.handling.values()]
+    return f"<p>{html.escape(HANDLING_NOTE)}</p>" + html_table(rows, ["column", "type", "why", "handling",
+                                                                      "published column"])
+
+
 def html_table(rows: list[dict], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"

@@ -20,6 +20,12 @@ from ..profiling import Profile
 from .base import Generator, from_nanos, restore_dtypes, to_float
 
 
+# A classifier over thousands of levels (a free-text column kept as it is) is slow, and its leaves would hold a
+# handful of rows each anyway: the tree learns the most frequent levels plus one "rest" class, and a leaf's
+# donors still carry every real value, rare ones included.
+MAX_TREE_CLASSES = 100
+
+
 @dataclass
 class _Step:
     name: str
@@ -95,6 +101,9 @@ class CartGenerator(Generator):
             tree = DecisionTreeRegressor(min_samples_leaf=self.min_samples_leaf, max_depth=self.max_depth, random_state=0)
         else:
             y = feature.astype(int)
+            if len(codes) > MAX_TREE_CLASSES:
+                frequent = np.argsort(-np.bincount(y), kind="stable")[:MAX_TREE_CLASSES - 1]
+                y = np.where(np.isin(y, frequent), y, -1)
             tree = DecisionTreeClassifier(min_samples_leaf=self.min_samples_leaf, max_depth=self.max_depth, random_state=0)
         tree.fit(features, y)
         leaves = tree.apply(features)

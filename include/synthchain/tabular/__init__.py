@@ -1,10 +1,12 @@
 """The tabular modality: records with typed columns (the copula and CART generators, DCR privacy).
 
-It plugs the existing tabular blocks (profiling, verification, filtering, evaluation,
-report plots) into the modality contract; their behaviour is unchanged.
+It plugs the tabular blocks (profiling, verification, filtering, evaluation, report plots)
+into the modality contract. Real columns are typed and handled once, right after loading
+(`columns.py`), so every later block sees the same columns.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
@@ -18,6 +20,9 @@ from ..modality import HopData, Modality, Verified, data_columns
 from ..profiling import Profile, profile_frame, split_holdout
 from ..sources import load_real_data
 from ..verification import verify
+from .columns import PLAN_ATTR, ColumnPlan, plan_columns
+
+log = logging.getLogger(__name__)
 
 
 class TabularModality(Modality):
@@ -25,12 +30,33 @@ class TabularModality(Modality):
 
     # --- profiling -------------------------------------------------------------------------------
     def load_real(self, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Training rows and holdout with every column read as its type and handled (see columns.py).
+
+        The plan is decided on the training rows only and applied to both, so the holdout never shapes
+        it (which levels top_k keeps, what counts as an identifier).
+        """
         real = load_real_data(spec)
-        return split_holdout(real, spec.holdout.fraction, spec.holdout.seed,
-                             stratify=spec.target if spec.task == "classification" else None)
+        train, holdout = split_holdout(real, spec.holdout.fraction, spec.holdout.seed,
+                                       stratify=spec.target if spec.task == "classification" else None)
+        plan = plan_columns(train, spec)
+        train, _ = plan.apply(train)
+        holdout, holdout_strays = plan.apply(holdout)
+        plan = plan.with_holdout_strays(holdout_strays)
+        for h in plan.handling.values():
+            if h.stray_cells or h.holdout_stray_cells or h.mostly_numeric:  # data that did not fit its column
+                log.warning("column %r read as %s: %s; published: %s", h.name, h.type, h.reason, h.action)
+        # profile() records the plan; attrs carry it there without changing the Modality contract
+        train.attrs[PLAN_ATTR] = plan.to_dict()
+        return train, holdout
 
     def profile(self, spec, train: pd.DataFrame) -> Profile:
-        return profile_frame(train, spec.target, spec.task)
+        if PLAN_ATTR in train.attrs:
+            # taken off: pandas deep-copies attrs into every frame derived from this one
+            plan = ColumnPlan.from_dict(train.attrs.pop(PLAN_ATTR))
+        else:  # a frame that did not come from load_real: profile it as load_real would have read it
+            plan = plan_columns(train, spec)
+            train, _ = plan.apply(train)
+        return profile_frame(train, spec.target, spec.task, kinds=plan.kinds(), handling=plan.handling)
 
     def load_profile(self, data: dict) -> Profile:
         return Profile.from_dict(data)
@@ -116,13 +142,15 @@ class TabularModality(Modality):
         return {"quality_score": verification["quality_score"], "dcr_closer_share": verification["dcr_closer_share"]}
 
     def report_sections(self, data: HopData, real, synth, published_ids) -> list[tuple[str, str]]:
-        from ..report import correlation_plot, dcr_plot, distributions_plot
+        from ..report import column_handling_table, correlation_plot, dcr_plot, distributions_plot
 
         checks = data.frame("checks_uri")
         syn_dcr = checks.loc[checks["_sc_row_id"].isin(published_ids), "dcr"].to_numpy()
         holdout_dcr = data.extra("holdout_dcr")["dcr"].to_numpy()
         profile = data.profile
+        handling = [("Columns: types and handling", column_handling_table(profile))] if profile.handling else []
         return [
+            *handling,
             ("Per-column distributions (real training vs published synthetic)",
              f'<img src="{distributions_plot(real, synth, profile)}" style="max-width:100%">'),
             ("Correlation difference", f'<img src="{correlation_plot(real, synth, profile)}">'),
