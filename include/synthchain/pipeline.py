@@ -257,7 +257,10 @@ def profiling(ctx: RunContext, state: dict) -> dict:
         "real_rows": len(train) + len(holdout), "train_rows": len(train), "holdout_rows": len(holdout),
     }
     gate(ctx, {**state, **out}, "profiling", modality.profiling_batches(spec, data_columns(train), holdout, profile))
-    ctx.store.record_metrics(state["attempt_id"], profile={"train_rows": len(train), "holdout_rows": len(holdout)})
+    # each column's type, why, and what the published column holds: in provenance, beyond the staging tree
+    columns = profile.to_dict().get("handling") or None
+    ctx.store.record_metrics(state["attempt_id"], profile={"train_rows": len(train), "holdout_rows": len(holdout),
+                                                           **({"columns": columns} if columns else {})})
     return out
 
 
@@ -606,6 +609,7 @@ def publish(ctx: RunContext, state: dict) -> dict:
         "metrics": {"verification": {k: v for k, v in verification_metrics.items() if not isinstance(v, dict)},
                     "evaluation": evaluation_metrics, "filtering": state.get("dropped_by", {})},
         "gates": gate_rows,
+        "columns": ctx.storage.read_json(state["profile_uri"]).get("handling"),  # types, reasons, handling
         "lineage": blended.groupby(["_sc_origin", "_sc_generator", "_sc_generator_version"], dropna=False)
                           .size().reset_index(name="rows").astype(object).where(lambda f: f.notna(), None)
                           .to_dict("records"),

@@ -106,8 +106,6 @@ def load_real_data(spec: DatasetSpec) -> pd.DataFrame:
         raise SourceError(f"{where}: no rows")
     if frame[spec.target].isna().all():
         raise SourceError(f"{where}: target column {spec.target!r} is entirely empty")
-    if spec.task == "regression" and not pd.api.types.is_numeric_dtype(frame[spec.target]):
-        raise SourceError(f"{where}: regression target {spec.target!r} is not numeric ({frame[spec.target].dtype})")
     empty = [c for c in frame.columns if c != spec.target and frame[c].isna().all()]
     if empty:
         raise SourceError(f"{where}: column(s) {empty} hold no values at all ({len(frame):,} rows, all missing): "

@@ -18,7 +18,7 @@ from ..filtering import FilterInput, RowFilter, default_filters
 from ..generation import build_generator, effective_params, family_of
 from ..modality import HopData, Modality, Verified, data_columns
 from ..profiling import Profile, profile_frame, split_holdout
-from ..sources import load_real_data
+from ..sources import SourceError, load_real_data
 from ..verification import verify
 from .columns import PLAN_ATTR, ColumnPlan, plan_columns
 
@@ -42,6 +42,11 @@ class TabularModality(Modality):
         train, _ = plan.apply(train)
         holdout, holdout_strays = plan.apply(holdout)
         plan = plan.with_holdout_strays(holdout_strays)
+        # after type inference: a numeric target with a few stray text cells is numeric once they are set missing
+        if spec.task == "regression" and not pd.api.types.is_numeric_dtype(train[spec.target]):
+            h = plan.handling.get(spec.target)
+            raise SourceError(f"source {spec.source.uri} (spec {spec.name}): regression target {spec.target!r} is "
+                              f"not numeric ({h.reason if h else train[spec.target].dtype})")
         for h in plan.handling.values():
             if h.stray_cells or h.holdout_stray_cells or h.mostly_numeric:  # data that did not fit its column
                 log.warning("column %r read as %s: %s; published: %s", h.name, h.type, h.reason, h.action)
