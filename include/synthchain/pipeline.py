@@ -476,6 +476,10 @@ def blending(ctx: RunContext, state: dict) -> dict:
         "blend_uri": ctx.storage.write_parquet(ctx.staging("blending", "blend.parquet"), blended),
         "real_rows": plan.real_rows, "new_synthetic_rows": plan.new_synthetic,
         "carried_rows": plan.carried_synthetic, "synthetic_share": plan.synthetic_share,
+        # fewer kept synthetic rows than the blend has room for: the real share rises above the spec's; say so
+        "synthetic_budget": plan.budget,
+        "budget_shortfall": plan.budget - plan.new_synthetic - plan.carried_synthetic,
+        "real_share": 1.0 - plan.synthetic_share, "spec_real_fraction": spec_b.real_fraction,
     }
     ctx.store.record_metrics(state["attempt_id"], blending={k: v for k, v in out.items() if k != "blend_uri"})
     gate(ctx, state, "blending", [

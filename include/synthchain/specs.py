@@ -276,6 +276,9 @@ class GateSpec(_Strict):
     max_dcr_closer_share: float = Field(0.65, ge=0.0, le=1.0)
     max_constraint_violation_rate: float = Field(0.2, ge=0.0, le=1.0)
     max_drop_fraction: float = Field(0.6, ge=0.0, le=1.0)
+    # the kept synthetic rows' class shares vs the real training rows' (total variation distance): filters
+    # that drop one class more than another move the published marginal without anyone asking
+    max_label_shift: float = Field(0.1, ge=0.0, le=1.0)
     max_synthetic_share: float = Field(0.7, ge=0.0, le=1.0)
     max_utility_drop: float = Field(0.02, ge=0.0, le=1.0, description="blend may trail real-only by this much")
     min_tstr_ratio: float = Field(0.0, ge=0.0, le=2.0, description="synthetic-only score over real-only score")

@@ -119,9 +119,22 @@ class TabularModality(Modality):
                            data.seed("filter"))
 
     def kept_checks(self, data: HopData, kept) -> tuple[list[g.Batch], dict]:
-        profile = data.profile
-        return [g.Batch("kept", g.as_profile_types(data_columns(kept), profile),
-                        g.profile_expectations(profile, strict=True))], {}
+        """The rows that will be published, measured again after the filters.
+
+        Verification scores every generated row; filters then drop some, and not at random (duplicates
+        are mostly the common profiles, copies the small-domain ones), so quality, class shares and the
+        row budget can move. Gates that speak about the published data read these figures.
+        """
+        spec, profile = data.spec, data.profile
+        rows = data_columns(kept)
+        figures = kept_figures(data.train, rows, profile, spec)
+        limits = spec.gates
+        checks = [g.threshold("kept_quality_score", min_value=limits.min_quality_score)]
+        if "kept_label_shift" in figures:
+            checks.append(g.threshold("kept_label_shift", max_value=limits.max_label_shift))
+        return [g.Batch("kept", g.as_profile_types(rows, profile), g.profile_expectations(profile, strict=True)),
+                g.Batch("kept_figures", g.metrics_frame({k: v for k, v in figures.items() if not isinstance(v, dict)}),
+                        checks)], figures
 
     # --- blending --------------------------------------------------------------------------------
     def blend_batches(self, data: HopData, blended) -> list[g.Batch]:
@@ -147,19 +160,43 @@ class TabularModality(Modality):
         return {"quality_score": verification["quality_score"], "dcr_closer_share": verification["dcr_closer_share"]}
 
     def report_sections(self, data: HopData, real, synth, published_ids) -> list[tuple[str, str]]:
-        from ..report import column_handling_table, correlation_plot, dcr_plot, distributions_plot
+        from ..report import (association_section, column_handling_table, dcr_plot, distributions_plot,
+                              missing_values_plot)
 
         checks = data.frame("checks_uri")
         syn_dcr = checks.loc[checks["_sc_row_id"].isin(published_ids), "dcr"].to_numpy()
         holdout_dcr = data.extra("holdout_dcr")["dcr"].to_numpy()
         profile = data.profile
         handling = [("Columns: types and handling", column_handling_table(profile))] if profile.handling else []
+        association_heading, association_html, _ = association_section(real, synth, profile)
         return [
             *handling,
             ("Per-column distributions (real training vs published synthetic)",
              f'<img src="{distributions_plot(real, synth, profile)}" style="max-width:100%">'),
-            ("Correlation difference", f'<img src="{correlation_plot(real, synth, profile)}">'),
+            ("Missing values per column (real training vs published synthetic)",
+             f'<img src="{missing_values_plot(real, synth, profile)}" style="max-width:100%">'),
+            (association_heading, association_html),
             ("Privacy: distance to closest record",
              f'<img src="{dcr_plot(syn_dcr, holdout_dcr, data.state.get("privacy_threshold"))}">'),
         ]
 
+
+def kept_figures(train: pd.DataFrame, kept: pd.DataFrame, profile: Profile, spec) -> dict[str, Any]:
+    """Quality, class shares and budget of the kept (to-be-published) synthetic rows."""
+    from ..verification import quality_report
+
+    columns = list(profile.columns)
+    out: dict[str, Any] = {"kept_rows": len(kept), "target_rows": spec.target_rows,
+                           "shortfall_rows": max(0, spec.target_rows - len(kept)),
+                           "shortfall_share": max(0, spec.target_rows - len(kept)) / spec.target_rows}
+    if not len(kept):
+        return {**out, "kept_quality_score": 0.0}
+    out["kept_quality_score"] = quality_report(train[columns], kept[columns], profile)["quality_score"]
+    if spec.task == "classification":
+        real = train[spec.target].astype(str).value_counts(normalize=True)
+        synth = kept[spec.target].astype(str).value_counts(normalize=True)
+        classes = real.index.union(synth.index)
+        diff = synth.reindex(classes, fill_value=0.0) - real.reindex(classes, fill_value=0.0)
+        out["kept_label_shift"] = float(diff.abs().sum() / 2)  # total variation distance, 0..1
+        out["kept_label_shares"] = {str(c): float(synth.get(c, 0.0)) for c in classes}
+    return out

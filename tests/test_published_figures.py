@@ -1,0 +1,48 @@
+"""Figures about the published rows are measured on the kept rows, after the filters moved them."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from synthchain.profiling import profile_frame
+from synthchain.specs import DatasetSpec
+from synthchain.tabular import kept_figures
+
+
+def spec(**gates) -> DatasetSpec:
+    return DatasetSpec.model_validate({"name": "x", "source": "x.csv", "target": "y", "task": "classification",
+                                       "generators": [{"name": "cart", "version": "1.0"}], "target_rows": 1000,
+                                       "gates": gates})
+
+
+@pytest.fixture(scope="module")
+def real():
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(4000) < 0.2, "no", "yes")
+    return pd.DataFrame({"age": rng.normal(40, 10, 4000).round(), "y": y})
+
+
+def test_a_filter_that_drops_one_class_shows_as_label_shift_and_shortfall(real):
+    profile = profile_frame(real, "y", "classification")
+    # what the filters kept: the "no" profiles were mostly dropped (as a duplicate filter drops common rows)
+    kept = pd.concat([real[real.y == "yes"].head(700), real[real.y == "no"].head(35)], ignore_index=True)
+    figures = kept_figures(real, kept, profile, spec())
+    assert figures["kept_rows"] == 735 and figures["shortfall_rows"] == 265
+    assert figures["kept_label_shares"]["no"] == pytest.approx(35 / 735)
+    real_no = (real.y == "no").mean()
+    assert figures["kept_label_shift"] == pytest.approx(real_no - 35 / 735)  # TVD of two classes
+    assert figures["kept_label_shift"] > spec().gates.max_label_shift  # the default gate refuses it
+
+
+def test_kept_rows_like_the_real_ones_pass(real):
+    profile = profile_frame(real, "y", "classification")
+    kept = real.sample(1000, random_state=1).reset_index(drop=True)
+    figures = kept_figures(real, kept, profile, spec())
+    assert figures["shortfall_rows"] == 0 and figures["kept_label_shift"] < 0.03
+    assert figures["kept_quality_score"] > 0.9
+
+
+def test_nothing_kept_scores_zero(real):
+    figures = kept_figures(real, real.head(0), profile_frame(real, "y", "classification"), spec())
+    assert figures["kept_quality_score"] == 0.0 and figures["shortfall_share"] == 1.0
