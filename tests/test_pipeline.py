@@ -66,8 +66,9 @@ def test_publish_counts_add_up(spec, store, storage, monkeypatch):
     manifest = storage.read_json(out["manifest_uri"])
     assert manifest["rows"] == len(blended) and manifest["gates"][0]["hop"] == "profiling"
     report = storage.read_bytes(out["report_uri"]).decode()
-    assert report.count("data:image/png;base64,") == 5 and "Gates" in report
-    assert "Collapse monitors over generations" in report
+    assert report.count("data:image/png;base64,") == 6 and "Gates" in report
+    assert "Collapse monitors over generations" in report and "Missing values per column" in report
+    assert "Associations: mean |synthetic − real| = " in report and "Correlation difference" not in report
     published = store.attempt(store.version(version)["published_attempt_id"])["published_prefix"]
     assert storage.exists(f"{published}/gx_docs/index_profiling.html")
     assert all(g["docs_uri"].startswith(storage.uri(published)) for g in manifest["gates"])

@@ -14,11 +14,17 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .associations import MAX_LEVELS, MAX_ROWS, AssociationComparison, compare_associations  # noqa: E402
 from .generation.base import to_float  # noqa: E402
 from .profiling import Profile  # noqa: E402
-from .verification import correlation_difference  # noqa: E402
 
 REAL, SYNTH = "#1f77b4", "#ff7f0e"
+
+
+def integer_axis(axis) -> None:
+    """Integer ticks (generations): min_n_ticks=1 because with one generation the view holds a single
+    integer, and MaxNLocator(integer=True) falls back to fractional ticks when it finds fewer than that."""
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def png_uri(fig) -> str:
@@ -59,14 +65,67 @@ def distributions_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile
     return png_uri(fig)
 
 
-def correlation_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile) -> str:
-    diff = correlation_difference(real, synth, profile)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    im = ax.imshow(diff.values, cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(len(diff)), diff.columns, rotation=90, fontsize=6)
-    ax.set_yticks(range(len(diff)), diff.index, fontsize=6)
-    ax.set_title("correlation: synthetic − real")
-    fig.colorbar(im, ax=ax, shrink=0.8)
+def association_plot(comparison: AssociationComparison) -> str:
+    """Real, synthetic and |synthetic − real| association matrices; undefined cells grey."""
+    names = list(comparison.real.columns)
+    side = max(3.5, 0.22 * len(names) + 1.5)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * side, side + 0.6), squeeze=False)
+    signed = plt.get_cmap("RdBu_r").with_extremes(bad="#dddddd")
+    magnitude = plt.get_cmap("Reds").with_extremes(bad="#dddddd")
+    panels = [(comparison.real, "real training", signed, -1),
+              (comparison.synthetic, "published synthetic", signed, -1),
+              (comparison.abs_difference, "|synthetic − real|", magnitude, 0)]
+    for ax, (matrix, title, cmap, vmin) in zip(axes.flat, panels):
+        im = ax.imshow(np.ma.masked_invalid(matrix.to_numpy(dtype=float)), cmap=cmap, vmin=vmin, vmax=1)
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(names)), names, fontsize=6)
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.7)
+    fig.tight_layout()
+    return png_uri(fig)
+
+
+ASSOCIATION_NOTE = ("Numeric pairs (datetimes as numbers): Spearman rank correlation, signed. Numeric and categorical: "
+                    "correlation ratio (eta). Categorical pairs (booleans included): Cramér's V. Eta and V are "
+                    "bias-corrected and lie in [0, 1]; categorical columns keep their {levels} most frequent real "
+                    "levels, the rest pooled as \"other\"; above {rows:,} rows a sample is used. Each pair uses the "
+                    "rows where both are present. Grey cells are undefined.")
+
+
+def association_section(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile) -> tuple[str, str, float | None]:
+    """(heading, HTML, mean |difference|) for the mixed-type association matrices of real and synthetic rows."""
+    comparison = compare_associations(real, synth, profile.kinds())
+    mad = comparison.mean_abs_difference
+    heading = ("Associations: mean |synthetic − real| = " + (f"{mad:.3f} over {comparison.pairs} column pairs"
+                                                             if mad is not None else "undefined (no column pair)"))
+    note = ASSOCIATION_NOTE.format(levels=MAX_LEVELS - 1, rows=MAX_ROWS)
+    if comparison.undefined:
+        note += (" Constant or empty (in real or synthetic rows), so without associations: "
+                 + ", ".join(comparison.undefined) + ".")
+    image = f'<img src="{association_plot(comparison)}" style="max-width:100%">'
+    return heading, f"<p>{html.escape(note)}</p>{image}", mad
+
+
+def missing_values_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile) -> str:
+    """Share of missing cells per column, real training vs published synthetic."""
+    names = list(profile.columns)
+
+    def shares(frame: pd.DataFrame) -> list[float]:  # a column the frame lacks is missing throughout
+        return ([float(frame[n].isna().mean()) if n in frame else 1.0 for n in names] if len(frame)
+                else [0.0] * len(names))
+
+    real_share, synth_share = shares(real), shares(synth)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(names) + 1.5), 3.2))
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, real_share, 0.4, color=REAL, label="real")
+    ax.bar(x + 0.2, synth_share, 0.4, color=SYNTH, label="synthetic")
+    ax.set_xticks(x, names, rotation=90, fontsize=6)
+    ax.set_ylabel("share missing")
+    # a fixed floor keeps "nothing missing" from being drawn on an autoscaled axis as if it were something
+    ax.set_ylim(0, max(0.05, *real_share, *synth_share) * 1.1)
+    if not any(real_share) and not any(synth_share):
+        ax.set_title("no missing values in either", fontsize=8)
+    ax.legend(fontsize=7)
     return png_uri(fig)
 
 
@@ -105,7 +164,7 @@ def monitor_trends_plot(history: list[dict], limits: dict[str, float]) -> str:
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=SYNTH)
         ax.set_title(f"{name} (limit {limits.get(name, '—')})", fontsize=8)
         ax.set_xlabel("generation", fontsize=7)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        integer_axis(ax.xaxis)
         ax.tick_params(labelsize=6)
     fig.tight_layout()
     return png_uri(fig)

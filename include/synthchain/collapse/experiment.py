@@ -16,7 +16,7 @@ import numpy as np
 
 from ..pipeline import RunContext, run_all
 from ..provenance import ProvenanceStore
-from ..report import html_page, html_table, png_uri
+from ..report import html_page, html_table, integer_axis, png_uri
 from ..specs import CollapseSpec, DatasetSpec, GateSpec, GenerationsSpec
 from ..storage import Storage
 from .monitors import REGISTRY
@@ -134,7 +134,6 @@ def summarise(rows: list[dict]) -> dict:
 
 def trend_plot(curves: list[dict], monitor: str) -> str:
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for mode in dict.fromkeys(c["mode"] for c in curves):
@@ -142,7 +141,7 @@ def trend_plot(curves: list[dict], monitor: str) -> str:
         ax.errorbar([c["generation"] for c in series], [c[monitor] for c in series],
                     yerr=[c.get(f"{monitor}_se") or 0.0 for c in series], marker="o", capsize=3, label=mode)
     ax.set_xlabel("generation")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    integer_axis(ax.xaxis)
     title = f"{monitor}: {REGISTRY[monitor].description}" if monitor in REGISTRY else f"{monitor} (published blend)"
     ax.set_title(title, fontsize=6, wrap=True)
     ax.legend(fontsize=8)
