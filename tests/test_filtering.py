@@ -60,3 +60,34 @@ def test_run_filters_keeps_every_drop_once(split):
     assert (dropped.loc[dropped["index"] >= 500, "filter"] == "exact_dedup").all()
     assert metrics["privacy"]["seen"] == metrics["exact_dedup"]["seen"] - metrics["exact_dedup"]["dropped"] \
         - metrics["constraints"]["dropped"]
+
+
+# --- bounded training samples on large tables -------------------------------------------------------
+
+def test_off_distribution_filter_trains_on_a_bounded_sample_and_judges_every_row(split, monkeypatch):
+    train, holdout, profile = split
+    good = GaussianCopulaGenerator().fit(train, profile).sample(1500, seed=2)
+    fake = good.head(300).copy()
+    fake["int_rate"] = 27.0
+    fake["annual_inc"] = 2_000_000.0
+    data = _inputs(pd.concat([good, fake], ignore_index=True), split)
+    monkeypatch.setattr(OffDistributionFilter, "MAX_REAL_ROWS", 2000)
+    monkeypatch.setattr(OffDistributionFilter, "MAX_FIT_ROWS", 1500)
+    decision = OffDistributionFilter(0.9).decide(data)
+    assert decision.metrics["detection_sampled"] is True
+    assert decision.metrics["detection_real_rows"] == 2000 and decision.metrics["detection_fit_rows"] == 1500
+    assert decision.metrics["detection_synthetic_rows"] == len(decision.keep) == 1800  # every row judged
+    assert (~decision.keep[1500:]).mean() > 0.9  # a smaller model still finds the fakes
+    assert decision.metrics["detection_auc"] > 0.55
+
+
+def test_evaluation_models_train_on_a_bounded_sample(split, monkeypatch):
+    from synthchain import evaluation
+
+    train, holdout, _ = split
+    monkeypatch.setattr(evaluation, "MAX_TRAIN_ROWS", 3000)
+    result = evaluation.evaluate(train, train.head(1000), train, holdout, "Class", "classification", seed=1)
+    assert result["evaluation_train_rows"] == {"real": 3000, "synthetic": 1000, "blend": 3000}
+    assert result["train_rows"]["real"] == len(train) > 3000
+    assert result["evaluation_holdout_rows"] == len(holdout)  # the holdout is always scored whole
+    assert result["trtr"] > 0.6

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold
 from sklearn.metrics import roc_auc_score
 
 from .profiling import Profile
@@ -94,10 +95,15 @@ class PrivacyFilter(RowFilter):
 class OffDistributionFilter(RowFilter):
     """Train a real-vs-synthetic classifier; drop rows it calls synthetic with high confidence.
 
-    Predictions are out-of-fold so a row is never judged by a model that saw it.
+    Predictions are out-of-fold so a row is never judged by a model that saw it. On a large table
+    the classifier sees a bounded sample (every synthetic row is still judged): at most
+    MAX_REAL_ROWS real rows enter the pool, and each fold's model trains on at most MAX_FIT_ROWS
+    of the other folds' rows. What was sampled is in the metrics (`detection_*`).
     """
 
     name = "off_distribution"
+    MAX_REAL_ROWS = 200_000
+    MAX_FIT_ROWS = 100_000
 
     def __init__(self, threshold: float):
         self.threshold = threshold
@@ -106,18 +112,34 @@ class OffDistributionFilter(RowFilter):
         n = len(data.rows)
         if n < 20:
             return Decision(np.ones(n, bool), np.full(n, "", dtype=object), {"detection_auc": None})
+        seed = data.seed % 2**32
+        rng = np.random.default_rng(seed)
+        real = data.train
+        if len(real) > self.MAX_REAL_ROWS:
+            real = real.iloc[np.sort(rng.choice(len(real), self.MAX_REAL_ROWS, replace=False))]
         encoder = RowEncoder().fit(data.train, data.profile)
-        x = np.vstack([encoder.transform(data.train), encoder.transform(data.rows)])
-        y = np.r_[np.zeros(len(data.train)), np.ones(n)]
-        model = HistGradientBoostingClassifier(max_iter=100, class_weight="balanced", random_state=data.seed % 2**32)
+        x = np.vstack([encoder.transform(real), encoder.transform(data.rows)])
+        y = np.r_[np.zeros(len(real)), np.ones(n)]
+        model = HistGradientBoostingClassifier(max_iter=100, class_weight="balanced", random_state=seed)
         # Shuffled folds: unshuffled ones would hold out whole blocks (e.g. one generator's rows) unseen.
-        folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=data.seed % 2**32)
-        proba = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
-        synth_p = proba[len(data.train):]
+        folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+        proba = np.empty(len(y))
+        fit_rows, sampled = 0, len(real) < len(data.train)
+        for fit_idx, judged_idx in folds.split(x, y):
+            if len(fit_idx) > self.MAX_FIT_ROWS:  # uniform, so the class ratio stays that of the pool
+                fit_idx = np.sort(rng.choice(fit_idx, self.MAX_FIT_ROWS, replace=False))
+                sampled = True
+            fold_model = clone(model).fit(x[fit_idx], y[fit_idx])
+            proba[judged_idx] = fold_model.predict_proba(x[judged_idx])[:, 1]
+            fit_rows = max(fit_rows, len(fit_idx))
+        synth_p = proba[len(real):]
         fake = synth_p >= self.threshold
         reasons = np.array([f"real-vs-synthetic classifier says synthetic with p={p:.3f} >= {self.threshold}"
                             for p in synth_p], dtype=object)
-        return Decision(~fake, reasons, {"detection_auc": float(roc_auc_score(y, proba)), "flagged": int(fake.sum())})
+        return Decision(~fake, reasons, {
+            "detection_auc": float(roc_auc_score(y, proba)), "flagged": int(fake.sum()),
+            "detection_real_rows": len(real), "detection_synthetic_rows": n, "detection_fit_rows": fit_rows,
+            "detection_sampled": sampled})
 
 
 def default_filters(privacy_quantile: float, off_distribution_threshold: float) -> list[RowFilter]:
