@@ -46,3 +46,22 @@ def test_kept_rows_like_the_real_ones_pass(real):
 def test_nothing_kept_scores_zero(real):
     figures = kept_figures(real, real.head(0), profile_frame(real, "y", "classification"), spec())
     assert figures["kept_quality_score"] == 0.0 and figures["shortfall_share"] == 1.0
+
+
+def test_the_report_states_how_figures_were_measured():
+    from synthchain.report import measurement_table
+
+    html = measurement_table(
+        {"dcr_method": "ivf", "dcr_index": "faiss IndexIVFFlat", "dcr_reference_rows": 1_131_675,
+         "dcr_distinct_reference_rows": 1_131_675, "dcr_audit_queries": 1000, "dcr_audit_recall_at_1": 0.9965},
+        {"off_distribution": {"detection_real_rows": 200_000, "detection_synthetic_rows": 338,
+                              "detection_fit_rows": 100_000, "detection_sampled": True}},
+        {"evaluation_train_rows": {"real": 100_000, "blend": 100_000},
+         "train_rows": {"real": 1_131_675, "blend": 1_131_729}, "evaluation_holdout_rows": 282_918},
+        {"kept_rows": 54, "target_rows": 200_000, "shortfall_rows": 199_946},
+        {"budget_shortfall": 10, "real_share": 0.9, "spec_real_fraction": 0.8, "synthetic_budget": 20})
+    assert "ivf search (faiss IndexIVFFlat) over 1,131,675 training rows; audited on 1,000 queries" in html
+    assert "recall@1 0.9965" in html and "each fold trained on 100,000 rows (sampled)" in html
+    assert "trained on real 100,000 of 1,131,675, blend 100,000 of 1,131,729 rows" in html
+    assert "54 of the 200,000 asked for" in html and "0.900 instead of the spec&#x27;s 0.800" in html
+    assert "measured on all rows" in measurement_table({}, {}, {}, {}, {})

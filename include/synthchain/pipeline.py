@@ -38,7 +38,7 @@ from .provenance import ProvenanceStore
 from .provenance.lifecycle import VersionBusy
 from .provenance.store import json_safe
 from . import retention
-from .report import render_report
+from .report import measurement_table, render_report
 from .settings import Lease, Retention
 from .signing import dumps_signed, loads_signed
 from .specs import DatasetSpec, SpecError, stable_hash
@@ -594,7 +594,11 @@ def publish(ctx: RunContext, state: dict) -> dict:
     ancestors = _ancestors(ctx, state)
     report = render_report(
         title=f"synthchain · {ctx.spec.name} · {ctx.logical_date.isoformat()} · version {version_id}",
-        summary=summary, sections=ctx.modality.report_sections(ctx.hop_data(state), train, synthetic, published_ids),
+        summary=summary, sections=[
+            *ctx.modality.report_sections(ctx.hop_data(state), train, synthetic, published_ids),
+            ("How the figures were measured", measurement_table(
+                verification_metrics, attempt_metrics.get("filtering") or {}, evaluation_metrics,
+                attempt_metrics.get("kept") or {}, attempt_metrics.get("blending") or {}))],
         evaluation=evaluation_metrics, gates=gate_rows, drops=state.get("dropped_by", {}), docs_links=docs_links,
         collapse_history=[{"generation": a["generation"], "values": (a["metrics"] or {}).get("collapse", {})}
                           for a in ancestors]

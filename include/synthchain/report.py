@@ -183,6 +183,43 @@ def column_handling_table(profile: Profile) -> str:
                                                                       "published column"])
 
 
+def measurement_table(verification: dict, filtering: dict, evaluation: dict, kept: dict, blending: dict) -> str:
+    """How each figure was measured where the data were large or the rows fell short: what users must know
+    to read the figures (a sampled model, an approximate index and its audited recall, a row budget missed)."""
+    rows = []
+    if verification.get("dcr_method"):
+        how = f"{verification['dcr_method']} search ({verification.get('dcr_index', '?')})"
+        ref, distinct = verification.get("dcr_reference_rows"), verification.get("dcr_distinct_reference_rows")
+        if ref:
+            how += f" over {ref:,} training rows" + (f" ({distinct:,} distinct)" if distinct and distinct != ref else "")
+        if verification.get("dcr_audit_recall_at_1") is not None:
+            how += (f"; audited on {verification.get('dcr_audit_queries', 0):,} queries against exact search: "
+                    f"recall@1 {verification['dcr_audit_recall_at_1']:.4f}")
+        rows.append({"figure": "distance to closest record (DCR, NNDR)", "how": how})
+    detection = filtering.get("off_distribution") or {}
+    if detection.get("detection_real_rows") is not None:
+        how = (f"{detection['detection_real_rows']:,} real + {detection.get('detection_synthetic_rows', 0):,} synthetic "
+               f"rows judged out-of-fold; each fold trained on {detection.get('detection_fit_rows', 0):,} rows")
+        rows.append({"figure": "off-distribution classifier",
+                     "how": how + (" (sampled)" if detection.get("detection_sampled") else "")})
+    used, full = evaluation.get("evaluation_train_rows") or {}, evaluation.get("train_rows") or {}
+    if used:
+        parts = [f"{name} {used[name]:,}" + (f" of {full[name]:,}" if full.get(name, used[name]) != used[name] else "")
+                 for name in used]
+        rows.append({"figure": "downstream models", "how": "trained on " + ", ".join(parts) + " rows; scored on "
+                     f"{evaluation.get('evaluation_holdout_rows', 0):,} holdout rows"})
+    if kept.get("shortfall_rows"):
+        rows.append({"figure": "synthetic rows kept",
+                     "how": f"{kept['kept_rows']:,} of the {kept['target_rows']:,} asked for "
+                            f"({kept['shortfall_rows']:,} short after the filters)"})
+    if blending.get("budget_shortfall"):
+        rows.append({"figure": "real share of the blend",
+                     "how": f"{blending['real_share']:.3f} instead of the spec's {blending['spec_real_fraction']:.3f}: "
+                            f"{blending['budget_shortfall']:,} synthetic rows short of the blend's room "
+                            f"({blending['synthetic_budget']:,})"})
+    return html_table(rows, ["figure", "how"]) if rows else "<p>Every figure was measured on all rows.</p>"
+
+
 def html_table(rows: list[dict], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns) + "</tr>"
