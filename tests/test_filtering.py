@@ -24,8 +24,9 @@ def test_each_filter_drops_its_rows_with_a_reason(split):
 
     dedup = ExactDuplicateFilter().decide(data)
     assert (~dedup.keep).sum() == 9  # 5 real copies + 4 repeats
-    assert dedup.reasons[600] == "exact copy of a real training row"
-    assert dedup.reasons[605] == "duplicate of an earlier synthetic row"
+    # lending_club rows are unique: each copy discloses the one person with that profile (k=1)
+    assert dedup.reasons[600].startswith("exact copy of a rare real profile: k=1 training row has it (k < k_min=5)")
+    assert dedup.reasons[605] == "duplicate of an earlier synthetic row (a profile no training row has)"
 
     constraints = ConstraintFilter().decide(data)
     assert set(np.flatnonzero(~constraints.keep)) >= {609, 610, 611}

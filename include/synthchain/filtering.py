@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from .profiling import Profile
 from .verification import RowEncoder, row_hashes
+from .verification.copies import DEFAULT_K_MIN, copy_decisions
 
 
 @dataclass
@@ -54,16 +55,29 @@ class RowFilter(ABC):
 
 
 class ExactDuplicateFilter(RowFilter):
-    """Drop repeats within the batch and exact copies of real training rows."""
+    """Exact copies of real training rows and repeats within the batch, on the k-anonymity rule.
+
+    A copy of a rare training profile (fewer than k_min training rows share it) is dropped; a copy of a
+    common profile is kept up to that profile's real frequency in the batch (see
+    verification.copies.copy_decisions), so a table with a small domain is not emptied; a row no training
+    row has is dropped when it repeats an earlier synthetic row. Each reason names the rule and k.
+    Checks without `copy_k` (written before it existed) count every copy as rare, as this filter did.
+    """
 
     name = "exact_dedup"
 
+    def __init__(self, k_min: int = DEFAULT_K_MIN):
+        self.k_min = k_min
+
     def decide(self, data: FilterInput) -> Decision:
         hashes = row_hashes(data.rows)
-        copy = data.checks["exact_copy"].to_numpy(dtype=bool)
-        repeat = pd.Series(hashes).duplicated().to_numpy()
-        reasons = np.where(copy, "exact copy of a real training row", "duplicate of an earlier synthetic row")
-        return Decision(~(copy | repeat), reasons.astype(object), {"copies": int(copy.sum()), "repeats": int((repeat & ~copy).sum())})
+        if "copy_k" in data.checks:
+            k = data.checks["copy_k"].fillna(0).to_numpy(dtype=np.int64)
+        else:
+            k = data.checks["exact_copy"].to_numpy(dtype=bool).astype(np.int64)
+        train_rows = len(data.train) if data.train is not None else int(k.max(initial=0))
+        keep, reasons, metrics = copy_decisions(hashes, k, train_rows, self.k_min)
+        return Decision(keep, reasons, metrics)
 
 
 class ConstraintFilter(RowFilter):
@@ -76,17 +90,25 @@ class ConstraintFilter(RowFilter):
 
 
 class PrivacyFilter(RowFilter):
-    """Drop rows closer to a training row than the q-quantile of fresh real rows' distances."""
+    """Drop rows closer to a training row than the q-quantile of fresh real rows' distances.
+
+    Exact copies of common profiles (copy_k >= k_min) are the exact-copy filter's to judge (kept up to
+    their real frequency): they sit at distance 0 and would otherwise all go wherever fewer than q of
+    holdout rows have an identical training row. k_min=None judges every row by distance.
+    """
 
     name = "privacy"
 
-    def __init__(self, quantile: float):
+    def __init__(self, quantile: float, k_min: int | None = DEFAULT_K_MIN):
         self.quantile = quantile
+        self.k_min = k_min
 
     def decide(self, data: FilterInput) -> Decision:
         threshold = float(np.quantile(data.holdout_dcr, self.quantile)) if self.quantile > 0 else 0.0
         dcr = data.checks["dcr"].to_numpy(dtype=float)
         close = dcr < threshold
+        if self.k_min is not None and "copy_k" in data.checks:
+            close &= ~(data.checks["copy_k"].fillna(0).to_numpy() >= self.k_min)
         reasons = np.array([f"distance to closest training row {d:.4f} < {threshold:.4f} "
                             f"(q{self.quantile:g} of holdout)" for d in dcr], dtype=object)
         return Decision(~close, reasons, {"threshold": threshold, "too_close": int(close.sum())})
@@ -142,8 +164,9 @@ class OffDistributionFilter(RowFilter):
             "detection_sampled": sampled})
 
 
-def default_filters(privacy_quantile: float, off_distribution_threshold: float) -> list[RowFilter]:
-    return [ExactDuplicateFilter(), ConstraintFilter(), PrivacyFilter(privacy_quantile),
+def default_filters(privacy_quantile: float, off_distribution_threshold: float,
+                    copy_k_min: int = DEFAULT_K_MIN) -> list[RowFilter]:
+    return [ExactDuplicateFilter(copy_k_min), ConstraintFilter(), PrivacyFilter(privacy_quantile, copy_k_min),
             OffDistributionFilter(off_distribution_threshold)]
 
 

@@ -131,6 +131,12 @@ class Modality(ABC):
     def profiling_batches(self, spec: "DatasetSpec", train: pd.DataFrame, holdout: pd.DataFrame,
                           profile: Any) -> list["Batch"]: ...
 
+    def feasibility(self, spec: "DatasetSpec", train: pd.DataFrame, holdout: pd.DataFrame,
+                    profile: Any) -> tuple[list["Batch"], dict[str, str], dict]:
+        """Whether the data can pass the later gates at all, judged from the real rows before the heavy hops:
+        (batches for the profiling gate, explanations by figure, figures). Nothing to say by default."""
+        return [], {}, {}
+
     @abstractmethod
     def record_suite(self, spec: "DatasetSpec", profile: Any) -> list["Expectation"]:
         """GX expectations for a batch of generated records (tolerant: filters have not run yet)."""

@@ -266,6 +266,8 @@ class FilterSpec(_Strict):
     off_distribution_threshold: float = Field(
         0.9, gt=0.5, le=1.0, description="drop rows a real-vs-synthetic classifier calls synthetic with this confidence",
     )
+    copy_k_min: int = Field(5, ge=1, le=1_000_000, description=(
+        "a profile shared by fewer training rows is rare: copies of it are dropped and count as disclosive"))
 
 
 class GateSpec(_Strict):
@@ -279,8 +281,13 @@ class GateSpec(_Strict):
     # the kept synthetic rows' class shares vs the real training rows' (total variation distance): filters
     # that drop one class more than another move the published marginal without anyone asking
     max_label_shift: float = Field(0.1, ge=0.0, le=1.0)
+    # synthetic rows copying a rare training profile (k < filtering.copy_k_min), minus the holdout's own rate;
+    # null turns the gate off
+    max_disclosive_copy_excess: float | None = Field(0.05, ge=0.0, le=1.0)
     max_synthetic_share: float = Field(0.7, ge=0.0, le=1.0)
     max_utility_drop: float = Field(0.02, ge=0.0, le=1.0, description="blend may trail real-only by this much")
+    bootstrap_resamples: int = Field(300, ge=0, le=5000,
+                                     description="paired bootstrap resamples of the holdout for utility intervals")
     min_tstr_ratio: float = Field(0.0, ge=0.0, le=2.0, description="synthetic-only score over real-only score")
 
 

@@ -78,6 +78,24 @@ class TabularModality(Modality):
         return [g.Batch("real_train", g.as_profile_types(train, profile), checks),
                 g.Batch("holdout", holdout, holdout_checks)]
 
+    def feasibility(self, spec, train, holdout, profile) -> tuple[list[g.Batch], dict[str, str], dict]:
+        """Small domains (every fresh real row a copy of a training row) and gates no generator can meet,
+        said before generation with the figure that decides it (see verification/copies.py)."""
+        from ..verification.copies import copy_feasibility
+
+        columns = list(profile.columns)
+        found = copy_feasibility(
+            train[columns], holdout[columns], k_min=spec.filtering.copy_k_min,
+            max_drop_fraction=spec.gates.max_drop_fraction, privacy_quantile=spec.filtering.privacy_quantile,
+            max_dcr_closer_share=spec.gates.max_dcr_closer_share,
+            max_disclosive_copy_excess=spec.gates.max_disclosive_copy_excess)
+        if found.message:
+            (log.info if found.ok else log.warning)(found.message)
+        figures = {"feasible": 1.0 if found.ok else 0.0,
+                   "expected_fresh_drop_share": found.figures["expected_fresh_drop_share"]}
+        batch = g.Batch("privacy_feasibility", g.metrics_frame(figures), [g.threshold("feasible", min_value=1.0)])
+        return [batch], {"feasible": found.message}, found.figures
+
     def record_suite(self, spec, profile: Profile) -> list[g.Expectation]:
         return g.profile_expectations(profile, strict=False)
 
@@ -100,19 +118,25 @@ class TabularModality(Modality):
 
     # --- verification ----------------------------------------------------------------------------
     def verify(self, data: HopData, synthetic: pd.DataFrame) -> Verified:
-        metrics, checks, holdout_dcr = verify(synthetic, data.train, data.holdout, data.profile)
+        metrics, checks, holdout_dcr = verify(synthetic, data.train, data.holdout, data.profile,
+                                              k_min=data.spec.filtering.copy_k_min)
         limits = data.spec.gates
+        max_disclosive = limits.max_disclosive_copy_excess
+        disclosive = [] if max_disclosive is None else \
+            [g.threshold("disclosive_copy_excess", max_value=max_disclosive)]
         return Verified(
             metrics=metrics, checks=checks,
             expectations=[g.threshold("quality_score", min_value=limits.min_quality_score),
                           g.threshold("dcr_closer_share", max_value=limits.max_dcr_closer_share),
+                          *disclosive,
                           g.threshold("constraint_violation_rate", max_value=limits.max_constraint_violation_rate)],
             extras={"holdout_dcr": pd.DataFrame({"dcr": holdout_dcr})},
             summary={"quality_score": metrics["quality_score"], "dcr_closer_share": metrics["dcr_closer_share"]})
 
     # --- filtering -------------------------------------------------------------------------------
     def filters(self, spec) -> list[RowFilter]:
-        return default_filters(spec.filtering.privacy_quantile, spec.filtering.off_distribution_threshold)
+        return default_filters(spec.filtering.privacy_quantile, spec.filtering.off_distribution_threshold,
+                               spec.filtering.copy_k_min)
 
     def filter_input(self, data: HopData, synthetic: pd.DataFrame, checks: pd.DataFrame) -> FilterInput:
         return FilterInput(synthetic, checks, data.train, data.profile, data.extra("holdout_dcr")["dcr"].to_numpy(),
@@ -149,7 +173,7 @@ class TabularModality(Modality):
     # --- evaluation ------------------------------------------------------------------------------
     def evaluate(self, data: HopData, real, kept, blended) -> dict:
         return evaluate(real, kept, blended, data.frame("holdout_uri"), data.spec.target, data.spec.task,
-                        seed=data.seed("evaluate"))
+                        seed=data.seed("evaluate"), resamples=data.spec.gates.bootstrap_resamples)
 
     def monitor_input(self, data: HopData, real, kept, evaluation) -> MonitorInput:
         return MonitorInput(real, kept, data.profile, {"detection_auc": data.state.get("detection_auc"),

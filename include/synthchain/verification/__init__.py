@@ -8,23 +8,28 @@ from ..profiling import Profile
 from .constraints import constraint_violations
 from .encoding import RowEncoder
 from .fidelity import correlation_difference, quality_report
+from .copies import DEFAULT_K_MIN, copy_feasibility, copy_k, copy_summary, profile_counts
 from .privacy import exact_copy_mask, privacy_report, row_hashes
 
-__all__ = ["RowEncoder", "constraint_violations", "correlation_difference", "exact_copy_mask",
-           "privacy_report", "quality_report", "row_hashes", "verify"]
+__all__ = ["DEFAULT_K_MIN", "RowEncoder", "constraint_violations", "copy_feasibility", "correlation_difference",
+           "exact_copy_mask", "privacy_report", "quality_report", "row_hashes", "verify"]
 
 
 def verify(synth: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,
-           profile: Profile) -> tuple[dict, pd.DataFrame, np.ndarray]:
+           profile: Profile, k_min: int = DEFAULT_K_MIN) -> tuple[dict, pd.DataFrame, np.ndarray]:
     """Score synthetic rows against real training and holdout rows.
 
-    Returns (metrics, per-row checks with columns violations/exact_copy/dcr/nndr,
-    holdout-to-train distances as the privacy baseline).
+    Returns (metrics, per-row checks with columns violations/exact_copy/copy_k/dcr/nndr,
+    holdout-to-train distances as the privacy baseline). copy_k is the number of training rows with the
+    row's profile (0: not a copy); the copy figures (copies.py) read it against the holdout's.
     """
     columns = list(profile.columns)
     data = synth[columns]
     violations = constraint_violations(data, profile)
-    copies = exact_copy_mask(data, train[columns])
+    train_counts = profile_counts(row_hashes(train[columns]))
+    synth_k = copy_k(row_hashes(data), train_counts)
+    holdout_k = copy_k(row_hashes(holdout[columns]), train_counts)
+    copies = synth_k > 0
     encoder = RowEncoder().fit(train, profile)
     summary, per_row = privacy_report(encoder.transform(data), encoder.transform(train),
                                       encoder.transform(holdout))
@@ -35,10 +40,12 @@ def verify(synth: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,
         "exact_copy_rate": float(copies.mean()) if len(data) else 0.0,
         "duplicate_rate": float(pd.Series(row_hashes(data)).duplicated().mean()) if len(data) else 0.0,
         **{k: v for k, v in quality.items()},
+        **copy_summary(synth_k, holdout_k, k_min),
+        "distinct_training_profiles": int(len(train_counts)),
         **summary,
     }
     checks = pd.DataFrame({
-        "violations": violations.to_numpy(), "exact_copy": copies,
+        "violations": violations.to_numpy(), "exact_copy": copies, "copy_k": synth_k,
         "dcr": per_row["dcr"], "nndr": per_row["nndr"],
     })
     return metrics, checks, per_row["holdout_dcr"]
