@@ -256,11 +256,14 @@ def profiling(ctx: RunContext, state: dict) -> dict:
         "suite_uri": ctx.storage.write_json(ctx.staging("profiling", "suite.json"), suite),
         "real_rows": len(train) + len(holdout), "train_rows": len(train), "holdout_rows": len(holdout),
     }
-    gate(ctx, {**state, **out}, "profiling", modality.profiling_batches(spec, data_columns(train), holdout, profile))
+    feasible, explain, feasibility = modality.feasibility(spec, data_columns(train), holdout, profile)
+    gate(ctx, {**state, **out}, "profiling",
+         [*modality.profiling_batches(spec, data_columns(train), holdout, profile), *feasible], explain)
     # each column's type, why, and what the published column holds: in provenance, beyond the staging tree
     columns = profile.to_dict().get("handling") or None
     ctx.store.record_metrics(state["attempt_id"], profile={"train_rows": len(train), "holdout_rows": len(holdout),
-                                                           **({"columns": columns} if columns else {})})
+                                                           **({"columns": columns} if columns else {}),
+                                                           **({"feasibility": feasibility} if feasibility else {})})
     return out
 
 
@@ -503,24 +506,53 @@ def evaluation(ctx: RunContext, state: dict) -> dict:
     result = ctx.modality.evaluate(data, real, kept, blended)
     uri = ctx.storage.write_json(ctx.staging("evaluation", "metrics.json"), result)
     ctx.store.record_metrics(state["attempt_id"], evaluation=result)
-    limits = ctx.spec.gates
-    scores = {k: result.get(k) for k in ("trtr", "tstr", "blend", "blend_minus_trtr", "tstr_ratio")
-              if isinstance(result.get(k), float) and not math.isnan(result[k])}
-    checks = [g.threshold("blend_minus_trtr", min_value=-limits.max_utility_drop)]
-    if limits.min_tstr_ratio > 0:
-        checks.append(g.threshold("tstr_ratio", min_value=limits.min_tstr_ratio))
-    batches = [g.Batch("metrics", g.metrics_frame(scores), checks)]
+    batches, explain = utility_batches(result, ctx.spec.gates)
     monitors, verdicts = collapse_monitors(ctx, data, real, kept, result)
-    explain = {}
     if verdicts and ctx.spec.collapse.enforce:
         frame = g.metrics_frame({f"{v.monitor}_degradation": v.degradation for v in verdicts})
         batches.append(g.Batch("collapse", frame, [g.threshold(f"{v.monitor}_degradation", max_value=v.limit)
                                                    for v in verdicts]))
-        explain = {f"{v.monitor}_degradation": v.describe() for v in verdicts}
+        explain.update({f"{v.monitor}_degradation": v.describe() for v in verdicts})
     gate(ctx, state, "evaluation", batches, explain)
     # XCom is JSON: a figure undefined on a small set (NaN) travels as null
     return json_safe({"evaluation_uri": uri, "collapse": monitors,
                       **{k: result.get(k) for k in ("metric", "trtr", "tstr", "blend")}})
+
+
+def utility_batches(result: dict, limits) -> tuple[list[g.Batch], dict[str, str]]:
+    """The utility gate's batches and failure explanations.
+
+    With bootstrap intervals (tabular) a utility figure fails only when it misses its limit AND the miss is
+    beyond the noise (see evaluation.shortfall_counts): the gated columns `blend_minus_trtr_beyond_noise` and
+    `tstr_ratio_beyond_noise` carry the point when the miss counts, else the limit itself. Without intervals
+    (text, code) the points are gated as before. `learner_ok` (1/0) fails when the real-only model is no
+    better than chance or clearly worse than a simple tree: then no utility figure means anything."""
+    from .evaluation import describe_interval, gated_figure
+
+    scores = {k: result.get(k) for k in ("trtr", "tstr", "blend", "blend_minus_trtr", "tstr_ratio")
+              if isinstance(result.get(k), float) and not math.isnan(result[k])}
+    checks, explain = [], {}
+    rule = "a drop fails when it is larger than the tolerance and its 95% interval lies below {ref}"
+    gated = [("blend_minus_trtr", -limits.max_utility_drop, 0.0)]
+    if limits.min_tstr_ratio > 0:
+        gated.append(("tstr_ratio", limits.min_tstr_ratio, 1.0))
+    for key, limit, reference in gated:
+        if result.get(f"{key}_ci") is None:
+            checks.append(g.threshold(key, min_value=limit))
+            continue
+        figure = gated_figure(result, key, limit, reference)
+        if figure is None:
+            continue
+        scores[f"{key}_beyond_noise"] = figure
+        checks.append(g.threshold(f"{key}_beyond_noise", min_value=limit))
+        explain[f"{key}_beyond_noise"] = f"{describe_interval(result, key)}; {rule.format(ref=reference)}"
+    batches = [g.Batch("metrics", g.metrics_frame(scores), checks)]
+    if "learner_ok" in result:
+        batches.append(g.Batch("learner", g.metrics_frame({"learner_ok": 1.0 if result["learner_ok"] else 0.0}),
+                               [g.threshold("learner_ok", min_value=1.0)]))
+        if result.get("learner_message"):
+            explain["learner_ok"] = result["learner_message"]
+    return batches, explain
 
 
 def _ancestors(ctx: RunContext, state: dict) -> list[dict]:
