@@ -7,12 +7,12 @@ import pandas as pd
 from ..profiling import Profile
 from .constraints import constraint_violations
 from .encoding import RowEncoder
-from .fidelity import correlation_difference, quality_report
+from .fidelity import quality_report
 from .copies import DEFAULT_K_MIN, copy_feasibility, copy_k, copy_summary, profile_counts
 from .privacy import exact_copy_mask, privacy_report, row_hashes
 
-__all__ = ["DEFAULT_K_MIN", "RowEncoder", "constraint_violations", "copy_feasibility", "correlation_difference",
-           "exact_copy_mask", "privacy_report", "quality_report", "row_hashes", "verify"]
+__all__ = ["DEFAULT_K_MIN", "RowEncoder", "constraint_violations", "copy_feasibility", "exact_copy_mask",
+           "privacy_report", "quality_report", "row_hashes", "verify"]
 
 
 def verify(synth: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,

@@ -90,11 +90,3 @@ def quality_report(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile) ->
         "column_shape_scores": shapes,
         "worst_pairs": dict(sorted(pairs.items(), key=lambda kv: kv[1])[:10]),
     }
-
-
-def correlation_difference(real: pd.DataFrame, synth: pd.DataFrame, profile: Profile) -> pd.DataFrame:
-    """Synthetic minus real Pearson correlation of the continuous columns (for the report)."""
-    cols = [n for n in profile.columns if _is_continuous(profile, n) and profile.columns[n].n_unique > 1]
-    r = pd.DataFrame({c: to_float(real[c]) for c in cols}).corr()
-    s = pd.DataFrame({c: to_float(synth[c]) for c in cols}).corr()
-    return (s - r).fillna(0.0)
