@@ -65,3 +65,20 @@ def test_the_report_states_how_figures_were_measured():
     assert "trained on real 100,000 of 1,131,675, blend 100,000 of 1,131,729 rows" in html
     assert "54 of the 200,000 asked for" in html and "0.900 instead of the spec&#x27;s 0.800" in html
     assert "measured on all rows" in measurement_table({}, {}, {}, {}, {})
+
+
+def test_disclosive_copies_are_judged_on_the_kept_rows_against_the_holdout(real):
+    """Copies of rare (k < 5) training profiles among the kept rows, minus the holdout's own rate; a batch whose
+    copies the exact-copy filter removed is judged by what is left (HealthInsurance was quarantined before)."""
+    rng = np.random.default_rng(3)
+    train = real.assign(id=np.arange(len(real)))  # every row unique: each copy discloses one person
+    holdout = real.assign(id=np.arange(len(real), 2 * len(real)))[:1000]
+    profile = profile_frame(train, "y", "classification")
+    fresh = holdout.assign(id=rng.integers(10**6, 2 * 10**6, len(holdout)))
+    copied = pd.concat([fresh[:900], train[:100]], ignore_index=True)
+    leaky = kept_figures(train, copied, profile, spec(), holdout)
+    assert leaky["kept_identical_match_share"] == pytest.approx(0.1)
+    assert leaky["kept_disclosive_copy_excess"] == pytest.approx(0.1)
+    assert leaky["kept_disclosive_copy_excess"] > spec().gates.max_disclosive_copy_excess  # the gate refuses it
+    clean = kept_figures(train, fresh, profile, spec(), holdout)
+    assert clean["kept_disclosive_copy_excess"] == 0.0
