@@ -8,6 +8,7 @@ import pytest
 from synthchain.profiling import profile_frame
 from synthchain.specs import DatasetSpec
 from synthchain.tabular import kept_figures
+from synthchain.verification.copies import copy_k, copy_summary, profile_counts, row_hashes
 
 
 def spec(**gates) -> DatasetSpec:
@@ -76,9 +77,15 @@ def test_disclosive_copies_are_judged_on_the_kept_rows_against_the_holdout(real)
     profile = profile_frame(train, "y", "classification")
     fresh = holdout.assign(id=rng.integers(10**6, 2 * 10**6, len(holdout)))
     copied = pd.concat([fresh[:900], train[:100]], ignore_index=True)
-    leaky = kept_figures(train, copied, profile, spec(), holdout)
+    def figures(kept):  # verification's copy_k of each kept row, and the holdout's own disclosive share
+        counts = profile_counts(row_hashes(train))
+        holdout_share = copy_summary(np.zeros(0, np.int64), copy_k(row_hashes(holdout), counts))
+        return kept_figures(train, kept, profile, spec(), copy_k(row_hashes(kept), counts),
+                            holdout_share["holdout_disclosive_share"])
+
+    leaky = figures(copied)
     assert leaky["kept_identical_match_share"] == pytest.approx(0.1)
     assert leaky["kept_disclosive_copy_excess"] == pytest.approx(0.1)
     assert leaky["kept_disclosive_copy_excess"] > spec().gates.max_disclosive_copy_excess  # the gate refuses it
-    clean = kept_figures(train, fresh, profile, spec(), holdout)
+    clean = figures(fresh)
     assert clean["kept_disclosive_copy_excess"] == 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .. import gates as g
@@ -149,7 +150,12 @@ class TabularModality(Modality):
         """
         spec, profile = data.spec, data.profile
         rows = data_columns(kept)
-        figures = kept_figures(data.train, rows, profile, spec, data.holdout)
+        # copies of rare profiles: verification already counted each row's k and the holdout's own rate
+        checks = data.frame("checks_uri")
+        verified = data.storage.read_json(data.uri("verification_uri"))
+        kept_k = checks.set_index("_sc_row_id")["copy_k"].reindex(kept["_sc_row_id"]).to_numpy() \
+            if "copy_k" in checks and "holdout_disclosive_share" in verified else None
+        figures = kept_figures(data.train, rows, profile, spec, kept_k, verified.get("holdout_disclosive_share"))
         limits = spec.gates
         checks = [g.threshold("kept_quality_score", min_value=limits.min_quality_score)]
         if "kept_label_shift" in figures:
@@ -206,10 +212,14 @@ class TabularModality(Modality):
 
 
 def kept_figures(train: pd.DataFrame, kept: pd.DataFrame, profile: Profile, spec,
-                 holdout: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Quality, class shares, copies of rare real profiles and budget of the kept (to-be-published) rows."""
+                 kept_copy_k: np.ndarray | None = None, holdout_disclosive_share: float | None = None
+                 ) -> dict[str, Any]:
+    """Quality, class shares, copies of rare real profiles and budget of the kept (to-be-published) rows.
+
+    `kept_copy_k`: per kept row, how many training rows share its profile (verification's `copy_k`);
+    with the holdout's own disclosive share it gives the kept rows' disclosive-copy excess."""
     from ..verification import quality_report
-    from ..verification.copies import copy_k, copy_summary, profile_counts, row_hashes
+    from ..verification.copies import copy_summary
 
     columns = list(profile.columns)
     out: dict[str, Any] = {"kept_rows": len(kept), "target_rows": spec.target_rows,
@@ -218,11 +228,10 @@ def kept_figures(train: pd.DataFrame, kept: pd.DataFrame, profile: Profile, spec
     if not len(kept):
         return {**out, "kept_quality_score": 0.0}
     out["kept_quality_score"] = quality_report(train[columns], kept[columns], profile)["quality_score"]
-    if holdout is not None:  # disclosive copies among the published rows, against fresh real rows' own rate
-        counts = profile_counts(row_hashes(train[columns]))
-        copies = copy_summary(copy_k(row_hashes(kept[columns]), counts), copy_k(row_hashes(holdout[columns]), counts),
+    if kept_copy_k is not None and holdout_disclosive_share is not None:
+        copies = copy_summary(np.nan_to_num(kept_copy_k.astype(float)).astype(np.int64), np.zeros(0, np.int64),
                               spec.filtering.copy_k_min)
-        out["kept_disclosive_copy_excess"] = copies["disclosive_copy_excess"]
+        out["kept_disclosive_copy_excess"] = copies["disclosive_copy_share"] - holdout_disclosive_share
         out["kept_identical_match_share"] = copies["identical_match_share"]
     if spec.task == "classification":
         real = train[spec.target].astype(str).value_counts(normalize=True)
