@@ -21,14 +21,43 @@ LLM_PORT ?= 8765
 LLM_SPECS := fine_foods_llm humaneval_code
 LLM_ENV := AIRFLOW_CONN_LLM_LOCAL='{"host": "http://127.0.0.1:$(LLM_PORT)/v1", "extra": {"structured_output": "json_object"}}'
 
-.PHONY: install demo demo-llm test bench clean
+# The local model server: llama-cpp-python ships only an sdist, so it is built here, portably. GGML_NATIVE
+# would compile for this host's CPU (-march=native) and ggml's AMX path crashes on AMX hosts (a general
+# protection fault in libggml-cpu on the first completion), so the x86-64 instruction sets are named one by
+# one: SSE4.2, AVX, AVX2, FMA, F16C (any x86-64 host since 2013), and AVX-512, AVX-VNNI and AMX stay off.
+# pip's wheel cache keys a built sdist by its URL and hash, not by CMAKE_ARGS, so the wheel is built with
+# --no-cache-dir into a project-local wheelhouse named by a hash of the version and flags, and installed
+# from there only (--only-binary): a wheel built with other flags cannot come back from any cache.
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=OFF -DGGML_CPU_ALL_VARIANTS=OFF \
+	-DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=OFF \
+	-DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMA_KEY := $(shell printf '%s %s' '$(LLAMA_VERSION)' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
+WHEELHOUSE := $(CURDIR)/.wheelhouse/llama-$(LLAMA_KEY)
+
+.PHONY: install demo demo-llm test bench clean llama-wheel airflow
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
+llama-wheel: $(WHEELHOUSE)/cmake-args.txt
+
+$(WHEELHOUSE)/cmake-args.txt:
+	rm -rf $(WHEELHOUSE).partial && mkdir -p $(WHEELHOUSE).partial
+	@echo "building llama-cpp-python $(LLAMA_VERSION) portably (about 8 minutes on 2 cores): $(WHEELHOUSE)"
+	env -u CFLAGS -u CXXFLAGS CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" FORCE_CMAKE=1 \
+		$(PYTHON) -m pip wheel -q --no-cache-dir --no-deps --no-binary llama_cpp_python \
+		-w $(WHEELHOUSE).partial llama_cpp_python==$(LLAMA_VERSION)
+	echo '$(LLAMA_CMAKE_ARGS)' > $(WHEELHOUSE).partial/cmake-args.txt
+	rm -rf $(WHEELHOUSE) && mv $(WHEELHOUSE).partial $(WHEELHOUSE)
+
+# The stamp names the wheel's key: a venv that holds a llama.cpp built otherwise (an older native build)
+# gets the portable wheel force-installed over it.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml $(WHEELHOUSE)/cmake-args.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --only-binary llama_cpp_python --find-links $(WHEELHOUSE) -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps --force-reinstall --no-index --find-links $(WHEELHOUSE) llama_cpp_python==$(LLAMA_VERSION)
 	$(BIN)/pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
@@ -46,10 +75,13 @@ demo: install
 demo-llm: install
 	mkdir -p $(DEMO)
 	$(DEMO_ENV) $(BIN)/airflow db migrate > $(DEMO)/airflow-migrate.log 2>&1
-	@$(BIN)/python -m synthchain.llm.local_server --port $(LLM_PORT) > $(DEMO)/llm-server.log 2>&1 & server=$$!; \
-	trap "kill $$server" EXIT; \
-	for i in $$(seq 120); do curl -sf http://127.0.0.1:$(LLM_PORT)/v1/models > /dev/null && break; sleep 1; done; \
-	echo "SmolLM2-135M-Instruct serving on 127.0.0.1:$(LLM_PORT) (log: $(DEMO)/llm-server.log)"; \
+	@rm -f $(DEMO)/llm-server.log $(DEMO)/llm-ready.log; \
+	$(BIN)/python -m synthchain.llm.local_server --port $(LLM_PORT) --log $(DEMO)/llm-server.log \
+		> $(DEMO)/llm-ready.log 2>&1 & server=$$!; \
+	trap "kill $$server 2> /dev/null; wait $$server" EXIT; \
+	until grep -q 'local model ready' $(DEMO)/llm-ready.log; do \
+		kill -0 $$server 2> /dev/null || { cat $(DEMO)/llm-ready.log; exit 1; }; sleep 1; done; \
+	echo "SmolLM2-135M-Instruct answered a first completion on 127.0.0.1:$(LLM_PORT) (log: $(DEMO)/llm-server.log)"; \
 	for spec in $(LLM_SPECS); do \
 		echo "running synthchain__$$spec through Airflow (log: $(DEMO)/dag-test-$$spec.log)"; \
 		$(DEMO_ENV) $(LLM_ENV) $(BIN)/airflow dags test synthchain__$$spec $(TODAY) > $(DEMO)/dag-test-$$spec.log 2>&1 \
