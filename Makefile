@@ -89,6 +89,25 @@ demo-llm: install
 	done; \
 	for spec in $(LLM_SPECS); do $(DEMO_ENV) $(BIN)/synthchain summary --spec $$spec || exit 1; done
 
+# The Airflow UI on the demo's embedded defaults: `airflow standalone` starts its components as `airflow ...`
+# from PATH, so the venv's bin goes first on it. The DAG files are synced from the specs first; once the api-server
+# answers, the login is printed (standalone echoes a generated password only the first time). Ctrl-C stops it.
+AIRFLOW_PORT ?= 8080
+airflow: install
+	mkdir -p $(DEMO)
+	$(DEMO_ENV) $(BIN)/synthchain dags sync
+	@echo "starting Airflow (api-server, scheduler, dag-processor, triggerer) on http://localhost:$(AIRFLOW_PORT); Ctrl-C stops it"
+	@( for i in $$(seq 600); do \
+		kill -0 $$$$ 2> /dev/null || exit 0; \
+		if curl -sf http://127.0.0.1:$(AIRFLOW_PORT)/api/v2/monitor/health > /dev/null \
+			&& [ -s $(DEMO)/airflow/simple_auth_manager_passwords.json.generated ]; then \
+			echo "synthchain: Airflow UI ready on http://localhost:$(AIRFLOW_PORT) (synthchain page: /synthchain/); log in as" \
+				"admin with password $$($(BIN)/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' \
+				$(DEMO)/airflow/simple_auth_manager_passwords.json.generated)"; exit 0; fi; \
+		sleep 1; done ) & \
+	exec env $(DEMO_ENV) PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+		AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ $(BIN)/airflow standalone
+
 # Two xdist workers, a file at a time each: the live-Airflow files spend much of their time waiting on the
 # scheduler, and the other worker's pipelines use that CPU (each worker has its own databases, see conftest).
 test: install

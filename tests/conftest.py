@@ -101,7 +101,8 @@ def split(lending_club):
 
 # The slowest files first: `make test` runs two xdist workers with --dist loadfile, and a long file started
 # last would leave one worker idle while the other finishes it.
-SLOW_FIRST = ["test_live_airflow.py", "test_publication_integrity.py", "test_dags.py", "test_text_pipeline.py",
+SLOW_FIRST = ["test_live_airflow.py", "test_publication_integrity.py", "test_dags.py", "test_make_airflow.py",
+              "test_text_pipeline.py", "test_llm_dead_source.py",
               "test_llm_real.py", "test_live_celery.py", "test_collapse.py", "test_ui_browser.py", "test_pipeline.py",
               "test_bad_inputs.py"]
 
