@@ -354,23 +354,44 @@ def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
 def generation_gate(ctx: RunContext, state: dict, shard_uris: list[str]) -> dict:
     synthetic = pd.concat([ctx.storage.read_parquet(u) for u in shard_uris], ignore_index=True)
     uri = ctx.storage.write_parquet(ctx.staging("generation", "synthetic.parquet"), synthetic)
-    requests = request_accounting(ctx, shard_uris, len(synthetic))
-    profile = _profile(ctx, state)
     counts = synthetic["_sc_generator"].value_counts().to_dict()
+    requests = request_accounting(ctx, shard_uris, len(synthetic), counts)
+    profile = _profile(ctx, state)
     ctx.store.record_generated_rows(state["attempt_id"], {state["generator_ids"][k]: int(v) for k, v in counts.items()})
     ctx.store.record_metrics(state["attempt_id"], generation=requests)
     figures = {k: requests[k] for k in ("planned", "rows", "failed", "unaccounted", "failed_share")}
+    by_source, explain = source_figures(requests["by_source"], ctx.spec.gates.max_failed_request_share)
     gate(ctx, state, "generation", [
         *ctx.modality.generation_batches(ctx.spec, data_columns(synthetic), profile,
                                          ctx.storage.read_json(state["suite_uri"])),
         g.Batch("requests", g.metrics_frame(figures), [
             g.threshold("unaccounted", min_value=0, max_value=0),  # every planned row is a row or a stated failure
-            g.threshold("failed_share", max_value=ctx.spec.gates.max_failed_request_share)])])
+            g.threshold("failed_share", max_value=ctx.spec.gates.max_failed_request_share)]),
+        *([by_source] if by_source.expectations else [])], explain)
     return {"synthetic_uri": uri, "generated_rows": len(synthetic), "generated_by": counts,
             "failures_uri": requests.pop("failures_uri")}
 
 
-def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int) -> dict:
+def source_figures(by_source: dict[str, dict], max_failed_share: float) -> tuple[g.Batch, dict[str, str]]:
+    """Each source judged on its own: pooling hides a dead endpoint behind the rows of a live one.
+
+    A source that was planned rows must deliver some, and its own failed share must stay under the limit; a
+    failure names the source, its figures and its first failure reasons.
+    """
+    figures, expectations, explain = {}, [], {}
+    for name, fig in by_source.items():
+        if not fig["planned"]:
+            continue
+        rows_col, share_col = f"{name}.rows", f"{name}.failed_share"
+        figures[rows_col], figures[share_col] = fig["rows"], fig["failed_share"]
+        expectations += [g.threshold(rows_col, min_value=1), g.threshold(share_col, max_value=max_failed_share)]
+        why = (f"source {name}: {fig['rows']} row(s) of {fig['planned']} planned, {fig['failed']} failed or rejected"
+               + (f"; first failures: {' | '.join(fig['first_failures'])}" if fig["first_failures"] else ""))
+        explain[rows_col] = explain[share_col] = why
+    return g.Batch("requests_by_source", g.metrics_frame(figures), expectations), explain
+
+
+def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int, rows_by: dict | None = None) -> dict:
     """Planned vs generated vs failed rows over all shards, with failure reasons and endpoint counters."""
     failures, totals, by_generator = [], {}, {}
     for shard_uri in shard_uris:
@@ -389,10 +410,17 @@ def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int) -> dic
     if len(failed):
         log.info("generation: %d of %d planned requests failed or were rejected: %s", len(failed), planned,
                  reasons.to_dict())
+    by_source = {}
+    for gen in ctx.spec.generators:  # every source the spec names, also one whose shards all came back empty
+        mine = failed.loc[failed["generator"] == gen.name, "error"].astype(str)
+        source_planned = int(by_generator.get(gen.name, {}).get("planned", 0))
+        by_source[gen.name] = {"planned": source_planned, "rows": int((rows_by or {}).get(gen.name, 0)),
+                               "failed": len(mine), "failed_share": len(mine) / source_planned if source_planned else 0.0,
+                               "first_failures": list(dict.fromkeys(e[:200] for e in mine))[:3]}
     return {**{k: v for k, v in totals.items() if k != "planned"}, "planned": planned, "rows": rows,
             "failed": len(failed), "unaccounted": planned - rows - len(failed),
             "failed_share": len(failed) / planned if planned else 0.0, "failure_reasons": reasons.to_dict(),
-            "by_generator": by_generator,
+            "by_generator": by_generator, "by_source": by_source,
             "failures_uri": ctx.storage.write_parquet(ctx.staging("generation", "failures.parquet"), failed)}
 
 
