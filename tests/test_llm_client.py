@@ -7,9 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import openai
 import pandas as pd
 import pytest
 
@@ -18,6 +20,7 @@ from synthchain.llm.client import AdaptiveLimit, ChatClient, ChatRequest
 from synthchain.llm.endpoint import Endpoint, EndpointError, resolve_endpoint
 from synthchain.llm.faults import FaultServer
 from synthchain.llm.generator import OpenAICompatibleGenerator, temperature_schedule
+from synthchain.llm.local_server import free_port
 from synthchain.storage import LocalStorage
 from synthchain.text.profile import TextProfile
 
@@ -44,6 +47,7 @@ def test_retries_recover_from_5xx_resets_and_broken_bodies():
     for fault in ("500", "reset", "truncated", "malformed"):
         assert server.counts[fault] > 0, server.counts
     assert client.stats.retries == sum(server.counts[f] for f in ("500", "reset", "truncated", "malformed"))
+    assert not client.stats.breaker_open  # resets and broken bodies come from a live server: never a dead endpoint
 
 
 def test_adaptive_limit_shrinks_under_429_and_honours_the_server_capacity():
@@ -55,9 +59,43 @@ def test_adaptive_limit_shrinks_under_429_and_honours_the_server_capacity():
     assert server.counts["429"] < 80  # once the limit settled most requests went through first time
 
 
+def test_random_429s_do_not_cut_the_limit_but_a_capacity_limited_server_does():
+    # 6% of requests throttled at random, whatever the load: cutting would only slow the run down
+    with FaultServer(latency_s=0.01, faults={"429": 0.06}, retry_after_s=0.02, seed=5) as server:
+        replies, client = run(server, requests(300), concurrency=16, max_retries=10)
+    assert all(r.ok for r in replies) and server.counts["429"] >= 10, server.counts
+    assert client.limit.cuts <= 1 and not client.stats.breaker_open  # a cut is ~4% likely per run, two ~0
+    with FaultServer(latency_s=0.02, capacity=3, retry_after_s=0.02) as server:
+        replies, client = run(server, requests(60), concurrency=16, max_retries=30)
+    assert all(r.ok for r in replies) and client.limit.cuts >= 2 and client.limit.lowest <= 4
+
+
+def test_adaptive_limit_cuts_on_a_share_of_429s_once_per_episode():
+    async def go():
+        limit = AdaptiveLimit(16)  # cut at 6 of the last 16 answers throttled
+        for i in range(160):  # one 429 in 16, spread out: no cut
+            e = await limit.acquire()
+            await limit.release("throttled" if i % 16 == 0 else "ok", e)
+        assert limit.cuts == 0 and limit.limit == 16
+        epoch = await limit.acquire()
+        for _ in range(5):
+            await limit.release("throttled", epoch)
+            await limit.acquire()
+        assert limit.cuts == 0
+        stale = epoch
+        await limit.release("throttled", epoch)  # the 6th: cut
+        assert limit.limit == 8 and limit.cuts == 1
+        for _ in range(8):  # requests started before the cut report the same congestion: no second cut
+            await limit.release("throttled", stale)
+            await limit.acquire()
+        assert limit.limit == 8 and limit.cuts == 1
+        return limit
+    asyncio.run(go())
+
+
 def test_adaptive_limit_grows_back_slowly_after_successes():
     async def go():
-        limit = AdaptiveLimit(16)
+        limit = AdaptiveLimit(16, cut_at=1)
         epoch = await limit.acquire()
         await limit.release("throttled", epoch)
         stale = await limit.acquire()
@@ -72,12 +110,97 @@ def test_adaptive_limit_grows_back_slowly_after_successes():
     assert 9 <= limit.limit < 10.5  # about one slot per round of `limit` successes, not one per success
 
 
+def test_adaptive_limit_regrows_to_below_the_throttled_width_then_probes():
+    async def go():
+        limit = AdaptiveLimit(8, cut_at=1)
+        await limit.release("throttled", await limit.acquire())  # 8 wide was throttled: 4, free regrowth up to 7
+        assert limit.limit == 4
+        for i in range(40):
+            await limit.release("ok", await limit.acquire())
+            if i == 30:
+                assert 7 <= limit.limit < 8  # 31 successes in a row: not yet enough to try 8 again
+        assert limit.limit == 8  # 32 in a row: one slot more (here the maximum)
+    asyncio.run(go())
+
+
 def test_retry_after_is_honoured_and_a_final_failure_keeps_its_reason():
     with FaultServer(faults={"429": 1.0}, retry_after_s=0.6) as server:
         t0 = time.monotonic()
         replies, client = run(server, requests(1), max_retries=1)
     assert time.monotonic() - t0 >= 0.6
     assert not replies[0].ok and replies[0].error.startswith("HTTP 429") and replies[0].attempts == 2
+
+
+def test_a_port_nothing_listens_on_opens_the_breaker_after_a_few_attempts():
+    url = f"http://127.0.0.1:{free_port()}/v1"  # bound and released: connects are refused
+
+    async def go():
+        async with ChatClient(Endpoint("dead", url, "k"), "m", concurrency=8, max_retries=6, dead_after=5) as c:
+            return await c.complete_all(requests(50)), c
+    t0 = time.monotonic()
+    replies, client = asyncio.run(go())
+    wall = time.monotonic() - t0
+    errors = {r.error for r in replies}
+    assert len(errors) == 1 and not any(r.ok for r in replies), errors
+    # the reason says what happened and keeps the first real cause
+    assert errors.pop().startswith("endpoint dead: connection refused on 5 attempts in a row with no answer "
+                                   "(circuit open): connection: ConnectionRefusedError:")
+    assert client.stats.calls <= 5 + 8  # the threshold, plus the attempts already in flight when it opened
+    assert client.stats.breaker_open and client.stats.dead_endpoint_failures == 50
+    assert client.stats.as_dict()["breaker_open"] is True
+    assert wall < 2.0, wall  # 50 requests x 7 attempts with 0.5 s backoff doubling would take minutes
+
+
+def test_a_server_killed_mid_run_keeps_the_replies_it_sent_and_fails_the_rest_quickly():
+    server = FaultServer(latency_s=0.05)
+    killed_at: list[float] = []
+
+    def kill_after_ten():
+        while server.counts["ok"] < 10:
+            time.sleep(0.005)
+        server.kill()  # in flight: no reply; later connects: refused
+        killed_at.append(time.monotonic())
+
+    with server:
+        threading.Thread(target=kill_after_ten, daemon=True).start()
+        replies, client = run(server, requests(40), concurrency=4, max_retries=6, backoff_s=0.5)
+    done = time.monotonic()
+    ok = [r for r in replies if r.ok]
+    assert len(ok) == server.counts["sent"] >= 6, (len(ok), server.counts)  # every reply written out was kept
+    assert all(json.loads(r.text)["text"] for r in ok)
+    assert all(r.error.startswith("endpoint dead: connection refused") for r in replies if not r.ok)
+    assert client.stats.dead_endpoint_failures == 40 - len(ok)
+    # beyond the answered calls: those in flight at the kill, one per pooled connection found closed, then the
+    # threshold plus those in flight when the breaker opened
+    assert client.stats.calls - len(ok) <= 4 + 4 + 5 + 4, client.stats
+    assert done - killed_at[0] < 1.5  # requests in backoff did not sit out their retries
+
+
+def test_any_http_answer_resets_the_connect_failure_count():
+    from types import SimpleNamespace
+
+    script = iter(["refused", "refused", 500, "refused", "refused", 429, "refused", "refused", "reply",
+                   "refused", "refused", "refused", "reply"])
+
+    async def create(**kwargs):  # the SDK call, scripted: refused connects between real answers
+        step = next(script)
+        if step == "refused":
+            raise openai.APIConnectionError(request=None) from ConnectionRefusedError(111, "Connection refused")
+        if step == "reply":
+            choice = SimpleNamespace(message=SimpleNamespace(content="hi"), finish_reason="stop")
+            return SimpleNamespace(choices=[choice], usage=None)
+        error = openai.RateLimitError if step == 429 else openai.InternalServerError
+        raise error("busy", response=SimpleNamespace(status_code=step, headers={}, request=None), body=None)
+
+    async def go():
+        async with ChatClient(Endpoint("t", "http://127.0.0.1:9/v1", "k"), "m", concurrency=1, max_retries=20,
+                              backoff_s=0.001, dead_after=3) as c:
+            c._client.chat.completions.create = create
+            first = await c.complete(requests(1)[0])  # never 3 refusals in a row: a 5xx and a 429 answered between
+            assert first.ok and first.attempts == 9 and not c.stats.breaker_open
+            return await c.complete(requests(1)[0])
+    second = asyncio.run(go())
+    assert second.error.startswith("endpoint dead: connection refused on 3 attempts") and second.attempts == 3
 
 
 def test_per_request_timeout_and_overall_deadline():

@@ -6,7 +6,8 @@ request: `delay` (a slow reply past a client's timeout), `429` (with `Retry-Afte
 `reset` (the TCP connection is reset), `truncated` (a JSON body cut short) or `malformed`
 (a body that is not JSON). `capacity` models a throttling server: requests beyond that many
 in flight get 429. `bad_content` returns a well-formed reply whose content breaks the schema
-(what a model does; the strategy's parser must reject it, not the transport).
+(what a model does; the strategy's parser must reject it, not the transport). `kill()` dies as a
+killed process does: later connects are refused and requests in flight get no reply.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import json
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import Counter
@@ -51,9 +53,22 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # bursts of new connections must not wait for SYN retries (the default is 5)
 
+    def __init__(self, *args, **kwargs):
+        self.open_connections: set[socket.socket] = set()  # for kill(): keep-alive connections outlive shutdown()
+        super().__init__(*args, **kwargs)
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up (or kill()) is no server bug
+            super().handle_error(request, client_address)
+
+    def shutdown_request(self, request):
+        self.open_connections.discard(request)
+        super().shutdown_request(request)
+
     def get_request(self):
         conn, addr = super().get_request()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body go out without Nagle's wait
+        self.open_connections.add(conn)
         return conn, addr
 
 
@@ -74,6 +89,7 @@ class FaultServer:
         self.counts: Counter = Counter()
         self.in_flight = self.max_in_flight = 0
         self.requests: list[dict] = []
+        self.killed = False
         self._rng, self._lock = random.Random(seed), threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
 
@@ -88,6 +104,21 @@ class FaultServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def kill(self) -> None:
+        """Die mid-run like a killed process: no reply to requests in flight, open connections closed, the port
+        closed (connects refused). `__exit__` alone would keep serving established keep-alive connections."""
+        self.killed = True
+        try:  # stop listening at once (as the kernel does): shutdown() alone leaves the port accepting for a poll
+            self._server.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        for conn in list(self._server.open_connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.__exit__()
 
     def _pick(self) -> str | None:
         with self._lock:
@@ -108,6 +139,9 @@ class FaultServer:
                 pass
 
             def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, length: int | None = None):
+                if server.killed:  # a dead process sends nothing; the connection closes unanswered
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -115,6 +149,7 @@ class FaultServer:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(body)
+                server.counts["sent"] += 1  # written out: what a client may have received (see kill())
 
             def do_GET(self):
                 self._send(200, json.dumps({"object": "list", "data": [{"id": "fault-model", "object": "model"}]}).encode())
