@@ -60,11 +60,13 @@ def collapse_experiment():
     @task(map_index_template="{{ task.op_kwargs['chain']['mode'] }}-{{ task.op_kwargs['chain']['rep'] }}")
     def chain(chain: dict, params=None) -> list[dict]:
         from synthchain.collapse.experiment import run_mode
+        from synthchain.connections import set_connection_lookup
         from synthchain.provenance import ProvenanceStore
         from synthchain.specs import load_spec
         from synthchain.storage import open_storage
-        from synthchain_airflow import provenance_url
+        from synthchain_airflow import airflow_connection, provenance_url
 
+        set_connection_lookup(airflow_connection)  # SQL sources and LLM endpoints come from Airflow connections
         spec = load_spec(specs_dir() / f"{params['spec']}.yaml")
         store = ProvenanceStore(provenance_url())
         store.migrate()

@@ -133,6 +133,16 @@ def test_python_construction_is_strict_too():
 
 # --- the YAML itself ----------------------------------------------------------------------------------------------
 
+def test_source_construction_is_strict_and_names_one_place():
+    assert SourceSpec(connection="warehouse", table="risk.loans").label == "connection 'warehouse' table 'risk.loans'"
+    assert SourceSpec(uri="postgresql://u:pw@db/x", table="t").label == "postgresql://u:***@db/x"
+    for bad in ({"connection": 5, "table": "t"}, {"connection": "a b", "table": "t"}, {},
+                {"uri": "x.csv", "connection": "c", "table": "t"}, {"connection": "c", "table": ""}):
+        with pytest.raises(ValidationError):
+            SourceSpec.model_validate(bad)
+    assert "connection" not in SourceSpec(uri="x.csv").model_dump()  # unset: not part of the config hash
+
+
 def test_duplicate_top_level_key_names_key_and_line(tmp_path):
     text = yaml.safe_dump(base_spec(), sort_keys=False) + "target_rows: 7\n"  # today the last one would win
     lines = text.splitlines()

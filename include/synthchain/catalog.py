@@ -35,6 +35,21 @@ def builtin_versions(name: str) -> list[str]:
     return sorted(BUILTIN_GENERATORS[name][1]) if name in BUILTIN_GENERATORS else []
 
 
+#: the version a spec gets when it names a built-in by default: the released one the shipped specs' main lines
+#: use (a newer label is tried as a candidate line first; promoting it means changing it here)
+CURRENT_VERSIONS: dict[str, str] = {"gaussian_copula": "1.0", "cart": "1.0", "kn_ngram": "1.0",
+                                    "openai_compatible": "1.0"}
+
+#: modality -> the built-ins a spec without `generators` gets (equal weights). Code has none: its solutions
+#: come from an LLM behind a connection the spec must name.
+DEFAULT_GENERATORS: dict[str, tuple[str, ...]] = {"tabular": ("gaussian_copula", "cart"), "text": ("kn_ngram",)}
+
+
+def default_generators(modality: str) -> list[dict[str, Any]]:
+    """Generator entries for a spec that lists none: [] when the modality has no default."""
+    return [{"name": name, "version": CURRENT_VERSIONS[name]} for name in DEFAULT_GENERATORS.get(modality, ())]
+
+
 # What each built-in's params may be, checked when the spec is validated (before any fit): a bad value fails
 # the spec naming the param, instead of failing deep inside scikit-learn or numpy minutes later.
 # Types are strict (no `true` as a number); None means "any value of a known name" (checked by the generator).

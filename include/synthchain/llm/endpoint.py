@@ -8,10 +8,10 @@ both. The library never imports Airflow.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .. import connections
 
 STRUCTURED_MODES = ("json_schema", "json_object", "none")
 
@@ -29,28 +29,19 @@ class Endpoint:
     structured_output: str = "json_schema"
 
 
-_lookup: Callable[[str], dict[str, Any] | None] | None = None
-
-
 def set_connection_lookup(lookup: Callable[[str], dict[str, Any] | None] | None) -> None:
-    """Register how connections are read (the Airflow DAG passes a Task SDK reader)."""
-    global _lookup
-    _lookup = lookup
+    """Register how connections are read (the Airflow DAG passes a Task SDK reader).
+
+    One registry serves every connection synthchain reads (endpoints, SQL sources): see synthchain.connections.
+    """
+    connections.set_connection_lookup(lookup)
 
 
 def _from_env(conn_id: str) -> dict[str, Any] | None:
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if not raw:
-        return None
-    if raw.lstrip().startswith("{"):
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise EndpointError(f"connection {conn_id!r}: AIRFLOW_CONN_{conn_id.upper()} is not valid JSON: {exc}") from None
-    parts = urlsplit(raw)
-    return {"conn_type": parts.scheme, "host": parts.hostname, "port": parts.port, "schema": parts.path.lstrip("/"),
-            "login": unquote(parts.username or ""), "password": unquote(parts.password or ""),
-            "extra": dict(parse_qsl(parts.query))}
+    try:
+        return connections.from_env(conn_id)
+    except connections.ConnectionSettingError as exc:
+        raise EndpointError(str(exc)) from None
 
 
 def _base_url(conn_id: str, conn: dict[str, Any], extra: dict[str, Any]) -> str:
@@ -66,7 +57,10 @@ def _base_url(conn_id: str, conn: dict[str, Any], extra: dict[str, Any]) -> str:
 
 
 def resolve_endpoint(conn_id: str) -> Endpoint:
-    conn = (_lookup(conn_id) if _lookup else None) or _from_env(conn_id)
+    try:
+        conn = connections.get_connection(conn_id)
+    except connections.ConnectionSettingError as exc:
+        raise EndpointError(str(exc)) from None
     if conn is None:
         raise EndpointError(
             f"connection {conn_id!r} not found: create an Airflow connection with that id (host = the endpoint's "

