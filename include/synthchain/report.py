@@ -208,6 +208,9 @@ def measurement_table(verification: dict, filtering: dict, evaluation: dict, kep
                  for name in used]
         rows.append({"figure": "downstream models", "how": "trained on " + ", ".join(parts) + " rows; scored on "
                      f"{evaluation.get('evaluation_holdout_rows', 0):,} holdout rows"})
+    learner = evaluation.get("learner") or {}
+    if isinstance(learner, dict) and learner.get("why"):  # chosen by cross-validation on the real training rows
+        rows.append({"figure": "downstream learner", "how": f"{learner['chosen']}: {learner['why']}"})
     if kept.get("shortfall_rows"):
         rows.append({"figure": "synthetic rows kept",
                      "how": f"{kept['kept_rows']:,} of the {kept['target_rows']:,} asked for "
