@@ -165,6 +165,24 @@ def _readable_task_log(text: str) -> str:
     return "\n".join(out)
 
 
+def http_json(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> tuple[int, object]:
+    """(status, parsed JSON body or text) of one request; never raises on HTTP errors."""
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    text = raw.decode(errors="replace")
+    try:
+        return status, json.loads(text) if text else None
+    except ValueError:
+        return status, text
+
+
 class AirflowAPIError(RuntimeError):
     def __init__(self, method: str, path: str, status: int, body):
         super().__init__(f"{method} {path} -> HTTP {status}: {body}")
@@ -366,20 +384,7 @@ class LiveAirflow:
         url = self.url + ("" if root else "/api/v2") + path
         if params:
             url += "?" + urllib.parse.urlencode(params, doseq=True)
-        req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
-        req.add_header("Content-Type", "application/json")
-        if auth:
-            req.add_header("Authorization", f"Bearer {self.token()}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                status, raw = resp.status, resp.read()
-        except urllib.error.HTTPError as err:
-            status, raw = err.code, err.read()
-        text = raw.decode(errors="replace")
-        try:
-            return status, json.loads(text) if text else None
-        except ValueError:
-            return status, text
+        return http_json(url, method, body or None, self.token() if auth else None)
 
     def api(self, method: str, path: str, params: dict | None = None, **body):
         status, data = self.api_raw(method, path, params=params, **body)

@@ -15,33 +15,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from live_airflow import free_port, tail
+from live_airflow import free_port, http_json, tail
 
 pytestmark = pytest.mark.airflow
-
-
-def _request(url: str, method: str = "GET", body: dict | None = None, token: str | None = None):
-    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        status, raw = err.code, err.read()
-    text = raw.decode(errors="replace")
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
 
 
 def _user_environment() -> dict[str, str]:
@@ -70,27 +51,27 @@ def test_make_airflow_serves_the_ui_and_runs_a_triggered_dag(tmp_path):
             login = re.search(r"log in as (\S+) with password (\S+)", log.read_text(errors="replace"))
             time.sleep(1)
         assert "FileNotFoundError" not in log.read_text(errors="replace")
-        status, body = _request(f"{url}/auth/token", "POST", {"username": login[1], "password": login[2]})
+        status, body = http_json(f"{url}/auth/token", "POST", {"username": login[1], "password": login[2]})
         assert status == 201, body
         token = body["access_token"]
 
         dag = "synthchain__lending_club"
         for _ in range(120):  # the dag-processor parses the synced DAG files
-            if _request(f"{url}/api/v2/dags/{dag}", token=token)[0] == 200:
+            if http_json(f"{url}/api/v2/dags/{dag}", token=token)[0] == 200:
                 break
             time.sleep(1)
-        assert _request(f"{url}/api/v2/dags/{dag}", "PATCH", {"is_paused": False}, token)[0] == 200
-        status, run = _request(f"{url}/api/v2/dags/{dag}/dagRuns", "POST",
+        assert http_json(f"{url}/api/v2/dags/{dag}", "PATCH", {"is_paused": False}, token)[0] == 200
+        status, run = http_json(f"{url}/api/v2/dags/{dag}/dagRuns", "POST",
                                {"logical_date": None, "conf": {"target_rows": 400}}, token)
         assert status == 200, run
         run_id, state = run["dag_run_id"], None
         deadline = time.monotonic() + 600
         while state not in ("success", "failed") and time.monotonic() < deadline:
             time.sleep(3)
-            state = _request(f"{url}/api/v2/dags/{dag}/dagRuns/{run_id}", token=token)[1]["state"]
+            state = http_json(f"{url}/api/v2/dags/{dag}/dagRuns/{run_id}", token=token)[1]["state"]
         assert state == "success", f"run {run_id} ended {state}:\n{tail(log, 6000)}"
 
-        status, page = _request(f"{url}/synthchain/", token=token)
+        status, page = http_json(f"{url}/synthchain/", token=token)
         assert status == 200 and "lending_club" in page and "published" in page, page[:2000]
         # what the run published, recorded in the demo's embedded provenance store (SQLite under DEMO)
         assert (demo / "provenance.db").exists() and list((demo / "storage" / "published").rglob("data.parquet"))
