@@ -391,7 +391,7 @@ def source_figures(by_source: dict[str, dict], max_failed_share: float) -> tuple
     return g.Batch("requests_by_source", g.metrics_frame(figures), expectations), explain
 
 
-def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int, rows_by: dict | None = None) -> dict:
+def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int, rows_by: dict[str, int]) -> dict:
     """Planned vs generated vs failed rows over all shards, with failure reasons and endpoint counters."""
     failures, totals, by_generator = [], {}, {}
     for shard_uri in shard_uris:
@@ -414,7 +414,7 @@ def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int, rows_b
     for gen in ctx.spec.generators:  # every source the spec names, also one whose shards all came back empty
         mine = failed.loc[failed["generator"] == gen.name, "error"].astype(str)
         source_planned = int(by_generator.get(gen.name, {}).get("planned", 0))
-        by_source[gen.name] = {"planned": source_planned, "rows": int((rows_by or {}).get(gen.name, 0)),
+        by_source[gen.name] = {"planned": source_planned, "rows": int(rows_by.get(gen.name, 0)),
                                "failed": len(mine), "failed_share": len(mine) / source_planned if source_planned else 0.0,
                                "first_failures": list(dict.fromkeys(e[:200] for e in mine))[:3]}
     return {**{k: v for k, v in totals.items() if k != "planned"}, "planned": planned, "rows": rows,
