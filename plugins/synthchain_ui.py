@@ -9,7 +9,7 @@
 - An external view with a `url_route`: a "synthchain" entry in the UI's navigation that opens the
   app inside the UI (an iframe at /plugin/synthchain), its href relative to the UI's base URL.
 
-The pages themselves are synthchain.dashboard's; this file only wires routes and auth.
+The pages themselves are synthchain.ops.dashboard's; this file only wires routes and auth.
 """
 from __future__ import annotations
 
@@ -43,14 +43,13 @@ def _storage():
 def create_app():
     # Imported here, not at module level: every Airflow component (and each task process) imports the
     # plugins folder, and only the api-server needs FastAPI and the API's security module.
-    from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.exception_handlers import http_exception_handler
-    from fastapi.responses import HTMLResponse, RedirectResponse, Response
-
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.api_fastapi.core_api.security import get_user
-    from synthchain import dashboard
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.responses import HTMLResponse, RedirectResponse, Response
+    from synthchain.ops import dashboard
     from synthchain_airflow import specs_dir
 
     def may_read_all_runs(user=Depends(get_user)) -> None:  # no annotation: this module postpones them

@@ -6,12 +6,12 @@ before anything imports airflow.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -93,7 +93,8 @@ def lending_club():
 
 @pytest.fixture(scope="session")
 def split(lending_club):
-    from synthchain.profiling import profile_frame, split_holdout
+    from synthchain.holdout import split_holdout
+    from synthchain.tabular.profile import profile_frame
 
     train, holdout = split_holdout(lending_club, 0.2, 7, stratify="Class")
     return train, holdout, profile_frame(train, "Class", "classification")

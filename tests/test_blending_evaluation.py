@@ -1,9 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from synthchain.blending import blend, synthetic_budget
-from synthchain.evaluation import evaluate, train_and_score
+from synthchain.tabular.evaluation import evaluate, train_and_score
 
 
 def _frame(n, origin, tag):

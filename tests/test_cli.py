@@ -1,9 +1,8 @@
 import json
 
 import pytest
-
 from conftest import base_spec
-from synthchain.cli import main
+from synthchain.ops.cli import main
 
 
 def test_validate_spec(spec_file, capsys):

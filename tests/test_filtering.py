@@ -1,10 +1,16 @@
 import numpy as np
 import pandas as pd
-
-from synthchain.filtering import (ConstraintFilter, ExactDuplicateFilter, FilterInput, OffDistributionFilter,
-                                  PrivacyFilter, default_filters, run_filters)
-from synthchain.generation import GaussianCopulaGenerator
-from synthchain.verification import verify
+from synthchain.filters import run_filters
+from synthchain.tabular.copula import GaussianCopulaGenerator
+from synthchain.tabular.filters import (
+    ConstraintFilter,
+    ExactDuplicateFilter,
+    FilterInput,
+    OffDistributionFilter,
+    PrivacyFilter,
+    default_filters,
+)
+from synthchain.tabular.verification import verify
 
 
 def _inputs(rows, split):
@@ -83,7 +89,7 @@ def test_off_distribution_filter_trains_on_a_bounded_sample_and_judges_every_row
 
 
 def test_evaluation_models_train_on_a_bounded_sample(split, monkeypatch):
-    from synthchain import evaluation
+    from synthchain.tabular import evaluation
 
     train, holdout, _ = split
     monkeypatch.setattr(evaluation, "MAX_TRAIN_ROWS", 3000)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-
-from synthchain.gates import Batch, as_profile_types, metrics_frame, profile_expectations, run_gate, threshold
+from synthchain.gates import Batch, metrics_frame, run_gate, threshold
+from synthchain.tabular.expectations import as_profile_types, profile_expectations
 
 
 def test_real_data_passes_its_own_profile(split, tmp_path):

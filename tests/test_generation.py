@@ -3,11 +3,13 @@ import pandas as pd
 import pytest
 from conftest import environment
 from scipy.stats import ks_2samp
-
-from synthchain.generation import (CartGenerator, GaussianCopulaGenerator, GeneratorError, build_generator,
-                                   derive_seed, effective_params)
-from synthchain.profiling import profile_frame
+from synthchain.generators import GeneratorError, build_generator, effective_params
+from synthchain.seeds import derive_seed
 from synthchain.specs import GeneratorSpec
+from synthchain.tabular.cart import CartGenerator
+from synthchain.tabular.copula import GaussianCopulaGenerator
+from synthchain.tabular.generators import BUILTIN
+from synthchain.tabular.profile import profile_frame
 
 
 def mixed_frame(n=3000, seed=0):
@@ -73,21 +75,22 @@ def test_seed_derivation_is_stable_and_distinct():
 
 
 def test_registry_versions_params_and_import_paths():
-    assert effective_params(GeneratorSpec(name="cart", version="1.1"))["smoothing"] is True
-    assert effective_params(GeneratorSpec(name="cart", version="1.0", params={"min_samples_leaf": 9}))[
+    assert effective_params(GeneratorSpec(name="cart", version="1.1"), BUILTIN)["smoothing"] is True
+    assert effective_params(GeneratorSpec(name="cart", version="1.0", params={"min_samples_leaf": 9}), BUILTIN)[
         "min_samples_leaf"] == 9
     with pytest.raises(GeneratorError, match="no version '9.9'; known versions: \\['1.0', '1.1'\\]"):
-        build_generator(GeneratorSpec(name="cart", version="9.9"))
+        build_generator(GeneratorSpec(name="cart", version="9.9"), BUILTIN)
     with pytest.raises(GeneratorError, match="unknown generator 'nope'"):
-        build_generator(GeneratorSpec(name="nope", version="1"))
+        build_generator(GeneratorSpec(name="nope", version="1"), BUILTIN)
     with pytest.raises(GeneratorError, match="'no_such_module:Gen' is not registered, so it is not imported"):
-        build_generator(GeneratorSpec(name="no_such_module:Gen", version="1"))
-    allowed = "synthchain.generation.copula:GaussianCopulaGenerator"
+        build_generator(GeneratorSpec(name="no_such_module:Gen", version="1"), BUILTIN)
+    allowed = "synthchain.tabular.copula:GaussianCopulaGenerator"
     with environment(SYNTHCHAIN_ALLOWED_GENERATORS=f"x:Y, {allowed}"):  # the allow-list of import paths
-        third_party = build_generator(GeneratorSpec(name=allowed, version="custom-7", params={"marginal_knots": 32}))
+        third_party = build_generator(GeneratorSpec(name=allowed, version="custom-7", params={"marginal_knots": 32}),
+                                      BUILTIN)
     assert third_party.marginal_knots == 32
     with pytest.raises(GeneratorError, match="refused its params"):
-        build_generator(GeneratorSpec(name="cart", version="1.0", params={"bogus": 1}))
+        build_generator(GeneratorSpec(name="cart", version="1.0", params={"bogus": 1}), BUILTIN)
 
 
 def test_cart_smoothing_stays_in_range_and_leaves_spikes_alone(split):
@@ -101,7 +104,7 @@ def test_cart_smoothing_stays_in_range_and_leaves_spikes_alone(split):
 
 @pytest.mark.parametrize("k", [1, 2, 7, 150, 518])
 def test_step_lookup_equals_binary_search(k):
-    from synthchain.generation.copula import _StepLookup
+    from synthchain.tabular.copula import _StepLookup
 
     rng = np.random.default_rng(k)
     upper = np.cumsum(rng.random(k))
@@ -116,7 +119,7 @@ def test_step_lookup_equals_binary_search(k):
 def test_cart_many_level_column_keeps_rare_values_and_its_link():
     """A kept free-text column (thousands of levels) trains a tree on its frequent levels only, yet every
     synthetic value is a real one and the column still follows the columns before it."""
-    from synthchain.generation import cart
+    from synthchain.tabular import cart
 
     rng = np.random.default_rng(3)
     n = 4000

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import select
-
 from conftest import ROOT
 from live_airflow import LiveAirflow, create_database, drop_database, spec_folders
+from sqlalchemy import select
 
 pytestmark = pytest.mark.airflow
 
@@ -180,7 +179,7 @@ def test_b_manual_run_with_conf_and_c_candidate_backfill_beside_the_main_line(li
     assert [r for r in store.runs(SPEC) if r["dag_id"] == MAIN and r["run_id"] != manual] == before_records
 
     # the two lines side by side, per date
-    out = subprocess.run([sys.executable, "-m", "synthchain.cli", "compare", "--spec", SPEC, "--lines", "main",
+    out = subprocess.run([sys.executable, "-m", "synthchain.ops.cli", "compare", "--spec", SPEC, "--lines", "main",
                           "cart_1_1", "--json", "--db-url", store.url, "--html", str(tmp / "compare.html")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -14,14 +14,13 @@ from pathlib import Path
 import openai
 import pandas as pd
 import pytest
-
 from synthchain.llm.cache import ResponseCache
 from synthchain.llm.client import AdaptiveLimit, ChatClient, ChatRequest
 from synthchain.llm.endpoint import Endpoint, EndpointError, resolve_endpoint
 from synthchain.llm.faults import FaultServer
-from synthchain.llm.generator import OpenAICompatibleGenerator, temperature_schedule
 from synthchain.llm.local_server import free_port
 from synthchain.storage import LocalStorage
+from synthchain.text.llm_generator import OpenAICompatibleGenerator, temperature_schedule
 from synthchain.text.profile import TextProfile
 
 SCHEMA = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}}
@@ -290,7 +289,7 @@ def test_cache_survives_a_killed_run(monkeypatch, tmp_path):
         script.write_text(f"""
 import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_llm_client import profile_and_data
-from synthchain.llm.generator import OpenAICompatibleGenerator
+from synthchain.text.llm_generator import OpenAICompatibleGenerator
 from synthchain.storage import LocalStorage
 data, profile = profile_and_data()
 gen = OpenAICompatibleGenerator(connection="faulty", model="fault-model", concurrency=1).fit(data, profile)
@@ -325,8 +324,8 @@ def text_spec(**judge):
 
 
 def test_judge_refuses_to_grade_its_own_model_unless_the_spec_allows_it():
-    from synthchain.specs import DatasetSpec, SpecError, format_validation_error
     from pydantic import ValidationError
+    from synthchain.specs import DatasetSpec, SpecError, format_validation_error
 
     with pytest.raises(ValidationError) as err:
         DatasetSpec.model_validate(text_spec(model="model-a"))
@@ -337,10 +336,10 @@ def test_judge_refuses_to_grade_its_own_model_unless_the_spec_allows_it():
 
 
 def test_judge_scores_parse_and_the_judge_filter_drops_low_scores_with_reasons(monkeypatch):
+    import numpy as np
     from synthchain.llm.judge import Judge
     from synthchain.specs import TextSpec
     from synthchain.text.filters import JudgeFilter, TextFilterInput
-    import numpy as np
 
     def grade(request):
         text = request["messages"][-1]["content"].split("Example:")[-1]
@@ -399,7 +398,7 @@ def test_critique_and_revise_against_the_spec_principles(monkeypatch, tmp_path):
 
 
 def test_evol_instruct_eliminates_failed_evolutions():
-    from synthchain.llm.strategies import EvolInstruct, Item
+    from synthchain.text.strategies import EvolInstruct, Item
 
     evol = EvolInstruct(["instruction", "response"])
     seed = {"instruction": "Explain what a hash map is.", "response": "A hash map stores key value pairs."}
@@ -421,7 +420,7 @@ def test_evol_instruct_eliminates_failed_evolutions():
 
 
 def test_sandbox_from_the_synthchain_cli(tmp_path, capsys):
-    from synthchain.cli import main
+    from synthchain.ops.cli import main
 
     script = tmp_path / "hostile.py"
     script.write_text("import socket\nsocket.create_connection(('127.0.0.1', 5432), timeout=1)\n")

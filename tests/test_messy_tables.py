@@ -6,15 +6,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import environment
-from synthchain.cli import main
-from synthchain.profiling import Profile, profile_frame
-from synthchain.report import column_handling_table
+from synthchain.ops.cli import main
 from synthchain.sources import SourceError
 from synthchain.specs import DatasetSpec
-from synthchain.tabular import TabularModality
 from synthchain.tabular.columns import OTHER, plan_columns
+from synthchain.tabular.modality import TabularModality
+from synthchain.tabular.profile import Profile, profile_frame
+from synthchain.tabular.report import column_handling_table
 
 
 def make_spec(source="unused.csv", target="y", task="regression", **fields) -> DatasetSpec:

@@ -3,11 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.neighbors import NearestNeighbors
-
-from synthchain.filtering import FilterInput, PrivacyFilter
-from synthchain.verification import neighbours
-from synthchain.verification.neighbours import NeighbourIndex, distinct_rows
-from synthchain.verification.privacy import privacy_report
+from synthchain.tabular.filters import FilterInput, PrivacyFilter
+from synthchain.tabular.verification import neighbours
+from synthchain.tabular.verification.neighbours import NeighbourIndex, distinct_rows
+from synthchain.tabular.verification.privacy import privacy_report
 
 
 def exact(reference, queries, k):

@@ -1,4 +1,4 @@
-"""Exact copies judged against the holdout baseline, with a k-anonymity view (verification/copies.py).
+"""Exact copies judged against the holdout baseline, with a k-anonymity view (tabular/verification/copies.py).
 
 The tables here are built to expose the rules: a small domain (a few hundred profiles cover most rows,
 so fresh real rows are mostly identical to some training row) with a tail of unique rows. A generator
@@ -9,12 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from synthchain.filtering import ExactDuplicateFilter, FilterInput, PrivacyFilter, default_filters, run_filters
-from synthchain.profiling import profile_frame, split_holdout
-from synthchain.verification import verify
-from synthchain.verification.copies import copy_decisions, copy_feasibility, copy_summary
-from synthchain.verification.privacy import closer_to_train, privacy_report
+from synthchain.filters import run_filters
+from synthchain.holdout import split_holdout
+from synthchain.tabular.filters import ExactDuplicateFilter, FilterInput, PrivacyFilter, default_filters
+from synthchain.tabular.profile import profile_frame
+from synthchain.tabular.verification import verify
+from synthchain.tabular.verification.copies import copy_decisions, copy_feasibility, copy_summary
+from synthchain.tabular.verification.privacy import closer_to_train, privacy_report
 
 PROFILES = 150
 TAIL = 0.06  # share of rows drawn from a huge space: unique in practice

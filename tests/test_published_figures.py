@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from synthchain.profiling import profile_frame
+from synthchain.lineage import row_hashes
 from synthchain.specs import DatasetSpec
 from synthchain.tabular import kept_figures
-from synthchain.verification.copies import copy_k, copy_summary, profile_counts, row_hashes
+from synthchain.tabular.profile import profile_frame
+from synthchain.tabular.verification.copies import copy_k, copy_summary, profile_counts
 
 
 def spec(**gates) -> DatasetSpec:

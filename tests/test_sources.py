@@ -1,12 +1,11 @@
 import boto3
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine
-
-from synthchain.sources import SourceError, load_real_data, read_source
-from synthchain.specs import DatasetSpec, SourceSpec
-
 from conftest import base_spec
+from sqlalchemy import create_engine
+from synthchain.sources import SourceError, read_source
+from synthchain.specs import DatasetSpec, SourceSpec
+from synthchain.tabular.profile import load_real_data
 
 
 def _spec(source, **kw):

@@ -13,13 +13,13 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 import yaml
+from conftest import PROVENANCE_DB, ensure_database, environment
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
-
-from conftest import PROVENANCE_DB, ensure_database, environment
 from synthchain import connections
-from synthchain.sources import SourceError, load_real_data, read_source
+from synthchain.sources import SourceError, read_source
 from synthchain.specs import SourceSpec, SpecError, load_spec, sql_url_allowed
+from synthchain.tabular.profile import load_real_data
 
 FRAME = pd.DataFrame({"amount": [100.0, 250.5, 80.0, 410.0], "grade": ["a", "b", "a", "c"],
                       "Class": ["good", "bad", "good", "good"]})
@@ -285,7 +285,7 @@ def test_distill_inputs_shape_and_connection(tmp_path, sqlite_file, no_lookup):
         path.write_text(yaml.safe_dump({**base, "generators": [distill(inputs)]}))
         assert f"field '{says}" in refusal(path)
     # a connection's table feeds the teacher like a file does
-    from synthchain.llm.generator import OpenAICompatibleGenerator
+    from synthchain.text.llm_generator import OpenAICompatibleGenerator
 
     gen = OpenAICompatibleGenerator(connection="llm", model="m", strategy="distill",
                                     inputs={"connection": "warehouse", "table": "loans",

@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from pydantic import ValidationError
-
 from conftest import base_spec
-from synthchain.sources import SourceError, _read_bytes_as_frame, load_real_data, read_source
+from pydantic import ValidationError
+from synthchain.sources import SourceError, _read_bytes_as_frame, read_source
 from synthchain.specs import AIRFLOW_PRESETS, DatasetSpec, SourceSpec, SpecError, discover_specs, load_spec
+from synthchain.tabular.profile import load_real_data
 
 SYNTHCHAIN = Path(sys.executable).with_name("synthchain")  # .venv/bin/synthchain beside .venv/bin/python
 

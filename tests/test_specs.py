@@ -4,10 +4,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import base_spec, environment
 from synthchain.catalog import CURRENT_VERSIONS, builtin_versions
-from synthchain.cli import main
+from synthchain.ops.cli import main
 from synthchain.specs import DEFAULT_TARGET_ROWS, SpecError, discover_specs, load_spec
 
 

@@ -20,10 +20,16 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from synthchain.storage import (
-    LocalStorage, ObjectMissing, S3Storage, StorageError, open_storage, read_uri_bytes, read_uri_json,
-    retry_settings, storage_for_uri,
+    LocalStorage,
+    ObjectMissing,
+    S3Storage,
+    StorageError,
+    open_storage,
+    read_uri_bytes,
+    read_uri_json,
+    retry_settings,
+    storage_for_uri,
 )
 
 BUCKET = "faults"

@@ -1,11 +1,19 @@
 """Diversity metrics: hand-computed distinct-n and tail coverage, Heaps on Zipfian text, O(n·d) cosine."""
 import numpy as np
 import pytest
-
 from synthchain.text.diversity import (
-    distinct_n, diversity_report, embedding_dispersion, heaps_exponent, label_balance, mean_pairwise_cosine,
-    rare_ngrams, tail_coverage, vocabulary_at, vocabulary_growth)
-from synthchain.text.diversity import _first_positions
+    _first_positions,
+    distinct_n,
+    diversity_report,
+    embedding_dispersion,
+    heaps_exponent,
+    label_balance,
+    mean_pairwise_cosine,
+    rare_ngrams,
+    tail_coverage,
+    vocabulary_at,
+    vocabulary_growth,
+)
 
 
 def zipf_corpus(texts: int, seed: int, vocab: int = 20_000, exponent: float = 1.1) -> list[list[str]]:

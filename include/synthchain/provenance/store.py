@@ -28,9 +28,18 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
 from ..failpoints import failpoint
-
-from .models import (Base, DatasetVersion, DatasetVersionGenerator, DatasetVersionParent, DroppedRow, GateRecord,
-                     GeneratorVersion, PipelineRun, RowLineage, VersionAttempt)
+from .models import (
+    Base,
+    DatasetVersion,
+    DatasetVersionGenerator,
+    DatasetVersionParent,
+    DroppedRow,
+    GateRecord,
+    GeneratorVersion,
+    PipelineRun,
+    RowLineage,
+    VersionAttempt,
+)
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ..profiling import ColumnHandling, ColumnKind, column_kind
 from ..sources import SourceError
 from ..specs import ColumnRule, DatasetSpec, HighCardinalitySpec
+from .profile import ColumnHandling, ColumnKind, column_kind
 
 # Cells that mean "no value" whatever the source (pandas' CSV reader catches most of them; SQL and Parquet none).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "nil", "#n/a", "<na>"})

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ..filtering import Decision, RowFilter
+from ..filters import Decision, RowFilter
 from ..specs import TextSpec
 from .neardup import find_near_duplicates, near_duplicates_of
 from .semantic import semantic_duplicates

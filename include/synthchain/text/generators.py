@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..catalog import BUILTIN_GENERATORS
-from ..generation.base import Generator, GeneratorError, derive_seed
+from ..generators import Generator, GeneratorError
+from ..seeds import derive_seed
 from .ngram import KneserNeyLM, detokenize
 from .profile import TextProfile
 from .tokens import tokenize_all

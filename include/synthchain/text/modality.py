@@ -17,8 +17,8 @@ import pandas as pd
 
 from .. import gates as g
 from ..collapse.monitors import MonitorInput
-from ..filtering import RowFilter
-from ..generation.registry import build_generator, effective_params, family_of
+from ..filters import RowFilter
+from ..generators import build_generator, effective_params, family_of
 from ..modality import HopData, Modality, Verified, data_columns
 from ..specs import stable_hash
 from . import monitors as _monitors  # noqa: F401  (registers the text collapse monitors)
@@ -28,8 +28,8 @@ from .embeddings import embed
 from .evaluation import evaluate_text
 from .fidelity import detection_auc, fidelity_report
 from .filters import TextFilterInput, default_text_filters
-from ..llm.generator import OpenAICompatibleGenerator
 from .generators import BUILTIN as NGRAM_BUILTIN
+from .llm_generator import OpenAICompatibleGenerator
 
 BUILTIN = {**NGRAM_BUILTIN, "openai_compatible": OpenAICompatibleGenerator}
 from .neardup import find_near_duplicates

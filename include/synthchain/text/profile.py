@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..profiling import split_holdout
+from ..holdout import split_holdout
 from ..sources import SourceError, read_source
 from ..specs import DatasetSpec
 from .tokens import clean_text, tokenize_all

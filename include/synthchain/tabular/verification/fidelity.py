@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from ..generation.base import to_float
-from ..profiling import Profile
+from ..dtypes import to_float
+from ..profile import Profile
 
 N_BINS = 10
 

@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
-from ..text.checks import REFUSAL
-from ..text.tokens import tokenize
+from ..llm.replies import parse_json
+from .checks import REFUSAL
+from .tokens import tokenize
 
 
 class StrategyError(ValueError):
@@ -37,24 +36,6 @@ class Item:
 def fields_schema(roles: list[str]) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": list(roles),
             "properties": {r: {"type": "string", "minLength": 1} for r in roles}}
-
-
-def parse_json(text: str, schema: dict[str, Any]) -> tuple[dict | None, str | None]:
-    """The reply as a validated object, or (None, reason). Tolerates a ```json fence around the object."""
-    body = text.strip()
-    fence = re.match(r"^```(?:json)?\s*(.*?)\s*```$", body, re.S)
-    if fence:
-        body = fence.group(1)
-    try:
-        value = json.loads(body, strict=False)  # raw newlines inside strings: small models write code that way
-    except json.JSONDecodeError as exc:
-        return None, f"not JSON ({exc.msg} at char {exc.pos})"
-    try:
-        jsonschema.validate(value, schema)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "reply"
-        return None, f"schema: {where}: {exc.message[:120]}"
-    return value, None
 
 
 def _show(record: dict[str, str]) -> str:

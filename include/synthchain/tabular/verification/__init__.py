@@ -1,18 +1,21 @@
-"""Verification: constraints, statistical fidelity and privacy of synthetic rows."""
+"""Tabular verification: constraints, statistical fidelity and privacy (distance to closest record,
+nearest-neighbour ratio, disclosive copies) of synthetic rows.
+Part of the tabular modality: may import the core and tabular's own modules."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..profiling import Profile
+from ...lineage import row_hashes
+from ..profile import Profile
 from .constraints import constraint_violations
+from .copies import DEFAULT_K_MIN, copy_feasibility, copy_k, copy_summary, profile_counts
 from .encoding import RowEncoder
 from .fidelity import quality_report
-from .copies import DEFAULT_K_MIN, copy_feasibility, copy_k, copy_summary, profile_counts
-from .privacy import exact_copy_mask, privacy_report, row_hashes
+from .privacy import exact_copy_mask, privacy_report
 
 __all__ = ["DEFAULT_K_MIN", "RowEncoder", "constraint_violations", "copy_feasibility", "exact_copy_mask",
-           "privacy_report", "quality_report", "row_hashes", "verify"]
+           "privacy_report", "quality_report", "verify"]
 
 
 def verify(synth: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,

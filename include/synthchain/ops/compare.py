@@ -10,7 +10,7 @@ import html
 from collections import Counter
 from typing import Any
 
-from .provenance import ProvenanceStore
+from ..provenance import ProvenanceStore
 
 # figure -> where it lives in a version's metrics, and which direction is better
 FIGURES: dict[str, tuple[str, tuple[str, ...], str]] = {

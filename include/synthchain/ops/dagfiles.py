@@ -61,7 +61,7 @@ def default_dags_dir() -> Path:
     """$AIRFLOW__CORE__DAGS_FOLDER, else the project's dags/ beside include/."""
     import os
 
-    from .specs import spec_dir
+    from ..specs import spec_dir
 
     return Path(os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or spec_dir().parent.parent / "dags")
 

@@ -8,7 +8,7 @@ Every link is relative, so the pages work wherever the app is mounted:
     ./                                  index: specs and their dataset versions
     versions/<id>/                      one version: metrics, gates, lineage, collapse trends
     versions/<id>/files/<path>          a file of the version (report.html, manifest.json, gx_docs/...)
-    compare?spec=..&a=..&b=..           two lines of a spec side by side (synthchain.compare)
+    compare?spec=..&a=..&b=..           two lines of a spec side by side (synthchain.ops.compare)
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ from urllib.parse import quote, urlencode
 
 from sqlalchemy import inspect, select
 
-from .provenance import ProvenanceStore
-from .provenance.models import DatasetVersion, GateRecord, PipelineRun
-from .specs import discover_specs, load_spec
-from .storage import Storage, StorageError
+from ..provenance import ProvenanceStore
+from ..provenance.models import DatasetVersion, GateRecord, PipelineRun
+from ..specs import discover_specs, load_spec
+from ..storage import Storage, StorageError
 
 # Fields of metrics["summary"] that identify the version rather than measure it (shown elsewhere).
 _IDENTITY = {"dataset_version", "spec", "modality", "logical_date", "run_id", "run_kind", "generators", "line",
@@ -354,7 +354,7 @@ def _metrics_tables(metrics: dict) -> str:
 
 
 def render_comparison(store: ProvenanceStore, spec_name: str, line_a: str, line_b: str) -> str:
-    """Two lines of a spec compared by synthchain.compare; LookupError for a line without versions (or no module)."""
+    """Two lines of a spec compared by synthchain.ops.compare; LookupError for a line without versions (or no module)."""
     try:
         compare = importlib.import_module(f"{__package__}.compare")
     except ModuleNotFoundError as exc:

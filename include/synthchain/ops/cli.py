@@ -12,7 +12,7 @@ import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from .specs import SpecError, load_spec
+from ..specs import SpecError, load_spec
 
 
 def _date(text: str) -> date:
@@ -39,10 +39,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .gates import GateFailed
-    from .pipeline import RunContext, run_all
-    from .provenance import ProvenanceStore
-    from .storage import open_storage
+    from ..gates import GateFailed
+    from ..pipeline import RunContext, run_all
+    from ..provenance import ProvenanceStore
+    from ..storage import open_storage
 
     spec = load_spec(args.spec)
     pairs = args.generator_version or []
@@ -66,7 +66,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_versions(args) -> int:
-    from .provenance import ProvenanceStore
+    from ..provenance import ProvenanceStore
 
     store = ProvenanceStore(args.db_url)
     store.migrate()
@@ -74,8 +74,8 @@ def cmd_versions(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    from .provenance.lifecycle import death_of
-    from .settings import Lease
+    from ..provenance.lifecycle import death_of
+    from ..settings import Lease
 
     now, stale_after = datetime.now(timezone.utc), Lease.from_env().stale_after_s
     table, attempts = [], []
@@ -108,15 +108,15 @@ def cmd_versions(args) -> int:
 
 
 def _ago(moment, now) -> str:
-    from .provenance.lifecycle import _aware
+    from ..provenance.lifecycle import _aware
 
     return f"{(now - _aware(moment)).total_seconds():.0f} s ago" if moment else "never"
 
 
 def cmd_gc(args) -> int:
-    from .provenance import ProvenanceStore
-    from .retention import as_rows, collect
-    from .storage import open_storage
+    from ..provenance import ProvenanceStore
+    from ..storage import open_storage
+    from .gc import as_rows, collect
 
     store = ProvenanceStore(args.db_url)
     store.migrate()
@@ -133,8 +133,8 @@ def cmd_gc(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .provenance import ProvenanceStore
-    from .storage import StorageError, open_storage, read_uri_json, storage_for_uri
+    from ..provenance import ProvenanceStore
+    from ..storage import StorageError, open_storage, read_uri_json, storage_for_uri
 
     store = ProvenanceStore(args.db_url)
     store.migrate()
@@ -173,8 +173,8 @@ def cmd_summary(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from ..provenance import ProvenanceStore
     from .compare import compare_lines, render_comparison_html
-    from .provenance import ProvenanceStore
 
     if len(args.lines) > 2:
         print("error: --lines takes line A and optionally line B", file=sys.stderr)
@@ -211,8 +211,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_dags(args) -> int:
+    from ..specs import spec_dir
     from .dagfiles import default_dags_dir, plan_sync, sync
-    from .specs import spec_dir
 
     specs, dags = args.specs_dir or Path(os.environ.get("SYNTHCHAIN_SPECS_DIR") or spec_dir()), \
         args.dags_dir or default_dags_dir()
@@ -228,7 +228,7 @@ def cmd_dags(args) -> int:
 
 
 def cmd_lineage(args) -> int:
-    from .provenance import ProvenanceStore
+    from ..provenance import ProvenanceStore
 
     store = ProvenanceStore(args.db_url)
     try:
@@ -261,7 +261,7 @@ def _print_comparison(result: dict) -> None:
 
 
 def cmd_collapse(args) -> int:
-    from .collapse import theory
+    from ..collapse import theory
 
     if args.kind == "linreg":
         result = theory.simulate_linreg(args.d, args.T, args.sigma, args.n, args.mode, reps=args.reps, seed=args.seed)
@@ -277,10 +277,10 @@ def cmd_collapse(args) -> int:
 
 
 def cmd_collapse_pipeline(args) -> int:
-    from .collapse import theory
-    from .collapse.experiment import run_experiment
-    from .provenance import ProvenanceStore
-    from .storage import open_storage
+    from ..collapse import theory
+    from ..collapse.experiment import run_experiment
+    from ..provenance import ProvenanceStore
+    from ..storage import open_storage
 
     spec = load_spec(args.spec)
     store = ProvenanceStore(args.db_url)
@@ -294,8 +294,8 @@ def cmd_collapse_pipeline(args) -> int:
         print(json.dumps({"summary": out["summary"], "curves": out["curves"], "report_uri": out["report_uri"]},
                          default=str))
         return 0
-    from .collapse.monitors import monitors_for
-    from .modalities import modality_of
+    from ..collapse.monitors import monitors_for
+    from ..modalities import modality_of
 
     modality_of(spec)  # imports the modality, which registers its monitors
     columns = ["mode", "generation", "reps", *dict.fromkeys([m.name for m in monitors_for(spec.modality)] + ["tstr"]),
@@ -418,21 +418,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .collapse.theory import TheoryError
-    from .generation import GeneratorError
-    from .provenance.lifecycle import VersionBusy
-    from .settings import ConfigError
-    from .signing import TamperedArtefact
-    from .sources import SourceError
-    from .storage import StorageError
     from alembic.util import CommandError as AlembicError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .provenance.store import AttemptClosed
+    from ..collapse.theory import TheoryError
+    from ..generators import GeneratorError
+    from ..provenance.lifecycle import VersionBusy
+    from ..provenance.store import AttemptClosed
+    from ..settings import ConfigError
+    from ..signing import TamperedArtefact
+    from ..sources import SourceError
+    from ..storage import StorageError
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sandbox"]:  # `synthchain sandbox run FILE [--timeout S] [--memory-mb M] --json`
-        from .sandbox import main as sandbox_main
+        from ..sandbox import main as sandbox_main
 
         return sandbox_main(argv[1:])
     args = build_parser().parse_args(argv)

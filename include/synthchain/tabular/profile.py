@@ -12,6 +12,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ..sources import SourceError, read_source
+from ..specs import DatasetSpec
+
 ColumnKind = Literal["numeric", "integer", "categorical", "boolean", "datetime"]
 
 
@@ -91,25 +94,6 @@ class Profile:
         return {name: col.kind for name, col in self.columns.items()}
 
 
-def split_holdout(frame: pd.DataFrame, fraction: float, seed: int, stratify: str | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deterministic (train, holdout) split; stratified on the target for classification."""
-    rng = np.random.default_rng(seed)
-    if stratify is None:
-        order = rng.permutation(len(frame))
-        n_hold = max(1, int(round(len(frame) * fraction)))
-        hold_idx = np.sort(order[:n_hold])
-    else:
-        hold_parts = []
-        for _, idx in frame.groupby(stratify, dropna=False, sort=True).indices.items():
-            idx = rng.permutation(idx)
-            hold_parts.append(idx[: int(round(len(idx) * fraction))])
-        hold_idx = np.sort(np.concatenate(hold_parts))
-    mask = np.zeros(len(frame), dtype=bool)
-    mask[hold_idx] = True
-    return frame.loc[~mask].reset_index(drop=True), frame.loc[mask].reset_index(drop=True)
-
-
 def column_kind(series: pd.Series) -> ColumnKind:
     if pd.api.types.is_bool_dtype(series):
         return "boolean"
@@ -156,3 +140,25 @@ def profile_frame(frame: pd.DataFrame, target: str, task: str, kinds: dict[str, 
     correlations = {a: {b: float(corr.loc[a, b]) for b in numeric if not np.isnan(corr.loc[a, b])} for a in numeric}
     return Profile(n_rows=len(frame), target=target, task=task, columns=columns, correlations=correlations,
                    handling=dict(handling or {}))
+
+
+def load_real_data(spec: DatasetSpec) -> pd.DataFrame:
+    """The real rows for a spec, with dropped columns removed and the target checked."""
+    frame = read_source(spec.source)
+    where = f"source {spec.source.label} (spec {spec.name})"
+    missing = [c for c in [spec.target, *spec.drop_columns] if c not in frame.columns]
+    if missing:
+        raise SourceError(f"{where}: column(s) {missing} not found; columns are {list(frame.columns)}")
+    frame = frame.drop(columns=spec.drop_columns)
+    if frame.empty:
+        raise SourceError(f"{where}: no rows")
+    if frame[spec.target].isna().all():
+        raise SourceError(f"{where}: target column {spec.target!r} is entirely empty")
+    empty = [c for c in frame.columns if c != spec.target and frame[c].isna().all()]
+    if empty:
+        raise SourceError(f"{where}: column(s) {empty} hold no values at all ({len(frame):,} rows, all missing): "
+                          "nothing can be learned or generated from them; list them in drop_columns")
+    bad_names = [c for c in frame.columns if str(c).startswith("_sc_")]
+    if bad_names:
+        raise SourceError(f"{where}: column names starting with '_sc_' are reserved: {bad_names}")
+    return frame.reset_index(drop=True)

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..catalog import BUILTIN_GENERATORS
-from ..generation.base import GeneratorError, derive_seed
+from ..generators import GeneratorError
+from ..llm.cache import ResponseCache
+from ..llm.client import ChatClient, ChatRequest
+from ..llm.endpoint import STRUCTURED_MODES, resolve_endpoint
+from ..seeds import derive_seed
 from ..sources import read_source
 from ..specs import SourceSpec
-from ..text.generators import TextGenerator, TextRequest, TextResult, apportion
-from ..text.profile import TextProfile
-from .cache import ResponseCache
-from .client import ChatClient, ChatRequest
-from .endpoint import STRUCTURED_MODES, resolve_endpoint
+from .generators import TextGenerator, TextRequest, TextResult, apportion
+from .profile import TextProfile
 from .strategies import Critique, Item, Strategy, get_strategy
 
 POOL_PER_LABEL = 2000  # real seed records kept per label (a bound on the pickled generator)

@@ -1,29 +1,53 @@
-"""Resolve a spec's generator entry to a generator instance."""
+"""Generators, for every modality: the contract and the registry that turns a spec entry into one.
+
+The contract is scikit-learn's / SDV's: construct with params, `fit(data, profile)` on a frame and the
+modality's profile, `sample(n, seed)` returns n new rows with the same columns; the same fitted generator
+and seed give the same rows. Each modality passes its own built-ins (`builtin`: name -> class) to the
+registry; a name that is not a built-in must be a registered third-party generator (plugins.py).
+"""
 from __future__ import annotations
 
-from typing import Any
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 
-from ..plugins import GeneratorNotAllowed, check_registered, load_registered
-from ..specs import GeneratorSpec
-from .base import Generator, GeneratorError
-from .cart import CartGenerator
-from .copula import GaussianCopulaGenerator
+import pandas as pd
 
-BUILTIN: dict[str, type[Generator]] = {
-    "gaussian_copula": GaussianCopulaGenerator,
-    "cart": CartGenerator,
-}
+from .plugins import GeneratorNotAllowed, check_registered, load_registered
+from .specs import GeneratorSpec
 
 
-def resolve_class(name: str, builtin: dict[str, type] | None = None) -> type:
-    """A built-in of the modality (`builtin`, tabular's by default), or a registered third-party generator.
+class GeneratorError(ValueError):
+    pass
+
+
+class Generator(ABC):
+    family: ClassVar[str] = "custom"
+    #: version label -> default params; a built-in refuses versions it does not know.
+    VERSIONS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, **params: Any):
+        self.params = params
+        self.columns_: list[str] | None = None
+
+    @abstractmethod
+    def fit(self, data: pd.DataFrame, profile: Any) -> "Generator": ...
+
+    @abstractmethod
+    def sample(self, n: int, seed: int) -> pd.DataFrame: ...
+
+    def _check_fitted(self) -> None:
+        if self.columns_ is None:
+            raise GeneratorError(f"{type(self).__name__} must be fitted before sampling")
+
+
+def resolve_class(name: str, builtin: dict[str, type]) -> type:
+    """A built-in of the modality (`builtin`), or a registered third-party generator.
 
     Third-party names are checked against the registry (entry points, allow-list) before any import.
     """
-    builtin = BUILTIN if builtin is None else builtin
     if name in builtin:
         return builtin[name]
-    from ..catalog import BUILTIN_GENERATORS
+    from .catalog import BUILTIN_GENERATORS
 
     if name in BUILTIN_GENERATORS:
         raise GeneratorError(f"generator {name!r} is a built-in of another modality; here: {sorted(builtin)}")
@@ -37,22 +61,22 @@ def resolve_class(name: str, builtin: dict[str, type] | None = None) -> type:
     return cls
 
 
-def family_of(name: str, builtin: dict[str, type] | None = None) -> str:
+def family_of(name: str, builtin: dict[str, type]) -> str:
     return getattr(resolve_class(name, builtin), "family", "custom")
 
 
-def effective_params(spec: GeneratorSpec, builtin: dict[str, type] | None = None) -> dict[str, Any]:
+def effective_params(spec: GeneratorSpec, builtin: dict[str, type]) -> dict[str, Any]:
     """Version defaults overlaid with the spec's params (what actually runs; hashed in provenance)."""
     cls = resolve_class(spec.impl, builtin)
     versions = getattr(cls, "VERSIONS", {})
-    if spec.impl in (BUILTIN if builtin is None else builtin) and spec.version not in versions:
+    if spec.impl in builtin and spec.version not in versions:
         raise GeneratorError(
             f"generator {spec.name!r} ({spec.impl}) has no version {spec.version!r}; known versions: {sorted(versions)}"
         )
     return {**versions.get(spec.version, {}), **spec.params}
 
 
-def build_generator(spec: GeneratorSpec, builtin: dict[str, type] | None = None) -> Any:
+def build_generator(spec: GeneratorSpec, builtin: dict[str, type]) -> Any:
     cls = resolve_class(spec.impl, builtin)
     params = effective_params(spec, builtin)
     try:
@@ -85,8 +109,6 @@ def fit_generator(model: Any, spec: GeneratorSpec, data, profile) -> Any:
 
 def sample_generator(model: Any, spec: GeneratorSpec, n: int, seed: int):
     """`model.sample(n, seed=seed)` as a DataFrame; anything else fails naming the generator."""
-    import pandas as pd
-
     try:
         rows = model.sample(n, seed=seed)
     except GeneratorError:

@@ -1,49 +1,10 @@
-"""The generator contract: a small estimator with `fit` and `sample`.
-
-Modelled on scikit-learn/SDV estimators: construct with params, `fit` on a frame
-(plus its profile), `sample(n, seed)` returns n new rows with the same columns.
-The same fitted generator and seed must give the same rows.
-"""
+"""Tabular values as floats and back: what the copula, CART, verification and monitors compute on
+(datetimes as nanoseconds, booleans and nullable integers as numbers), and the training dtypes restored
+on sampled columns."""
 from __future__ import annotations
-
-import hashlib
-from abc import ABC, abstractmethod
-from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-
-from ..profiling import Profile
-
-
-class GeneratorError(ValueError):
-    pass
-
-
-class Generator(ABC):
-    family: ClassVar[str] = "custom"
-    #: version label -> default params; a built-in refuses versions it does not know.
-    VERSIONS: ClassVar[dict[str, dict[str, Any]]] = {}
-
-    def __init__(self, **params: Any):
-        self.params = params
-        self.columns_: list[str] | None = None
-
-    @abstractmethod
-    def fit(self, data: pd.DataFrame, profile: Profile) -> "Generator": ...
-
-    @abstractmethod
-    def sample(self, n: int, seed: int) -> pd.DataFrame: ...
-
-    def _check_fitted(self) -> None:
-        if self.columns_ is None:
-            raise GeneratorError(f"{type(self).__name__} must be fitted before sampling")
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed from the run's identity: same inputs, same rows, on any worker."""
-    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
 
 
 def restore_dtypes(frame: pd.DataFrame, like: dict[str, str]) -> pd.DataFrame:

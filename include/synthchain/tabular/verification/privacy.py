@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .copies import row_hashes
+from ...lineage import row_hashes
 from .neighbours import NeighbourIndex, row_hashes32
 
 __all__ = ["closer_to_train", "exact_copy_mask", "privacy_report", "row_hashes"]

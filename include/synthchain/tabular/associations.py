@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .generation.base import to_float
-from .profiling import column_kind
+from .dtypes import to_float
+from .profile import column_kind
 
 MAX_ROWS = 50_000
 MAX_LEVELS = 20

@@ -6,18 +6,19 @@ can be stored for audit.
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
-from .profiling import Profile
-from .verification import RowEncoder, row_hashes
+from ..filters import Decision, RowFilter
+from ..lineage import row_hashes
+from .profile import Profile
+from .verification import RowEncoder
 from .verification.copies import DEFAULT_K_MIN, copy_decisions
 
 
@@ -36,22 +37,6 @@ class FilterInput:
         """The same input restricted to the rows earlier filters kept."""
         return FilterInput(self.rows.iloc[index].reset_index(drop=True), self.checks.iloc[index].reset_index(drop=True),
                            self.train, self.profile, self.holdout_dcr, self.seed)
-
-
-@dataclass
-class Decision:
-    keep: np.ndarray  # bool per row
-    reasons: np.ndarray  # object per row; only read where keep is False
-    metrics: dict
-
-
-class RowFilter(ABC):
-    """A block that decides keep/drop per row. `data` is its modality's filter input (with `rows`, `subset`)."""
-
-    name: str = "filter"
-
-    @abstractmethod
-    def decide(self, data) -> Decision: ...
 
 
 class ExactDuplicateFilter(RowFilter):
@@ -168,21 +153,3 @@ def default_filters(privacy_quantile: float, off_distribution_threshold: float,
                     copy_k_min: int = DEFAULT_K_MIN) -> list[RowFilter]:
     return [ExactDuplicateFilter(copy_k_min), ConstraintFilter(), PrivacyFilter(privacy_quantile, copy_k_min),
             OffDistributionFilter(off_distribution_threshold)]
-
-
-def run_filters(filters: list[RowFilter], data) -> tuple[np.ndarray, pd.DataFrame, dict]:
-    """Apply filters in order. Returns (keep mask, dropped index/filter/reason, per-filter metrics).
-
-    `data` is any modality's filter input: it has `rows` and `subset(index)`.
-    """
-    keep = np.ones(len(data.rows), dtype=bool)
-    dropped = []
-    metrics: dict[str, dict] = {}
-    for block in filters:
-        idx = np.flatnonzero(keep)
-        decision = block.decide(data.subset(idx))
-        gone = idx[~decision.keep]
-        keep[gone] = False
-        dropped.append(pd.DataFrame({"index": gone, "filter": block.name, "reason": decision.reasons[~decision.keep]}))
-        metrics[block.name] = {**decision.metrics, "dropped": int(gone.size), "seen": int(idx.size)}
-    return keep, pd.concat(dropped, ignore_index=True), metrics

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..generation.base import to_float
-from ..profiling import Profile
+from ..dtypes import to_float
+from ..profile import Profile
 
 MAX_ONE_HOT = 60
 

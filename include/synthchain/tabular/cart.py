@@ -16,9 +16,9 @@ import pandas as pd
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ..catalog import BUILTIN_GENERATORS
-from ..profiling import Profile
-from .base import Generator, from_nanos, restore_dtypes, to_float
-
+from ..generators import Generator
+from .dtypes import from_nanos, restore_dtypes, to_float
+from .profile import Profile
 
 # A classifier over thousands of levels (a free-text column kept as it is) is slow, and its leaves would hold a
 # handful of rows each anyway: the tree learns the most frequent levels plus one "rest" class, and a leaf's

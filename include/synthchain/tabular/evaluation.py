@@ -43,6 +43,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import f1_score, r2_score, roc_auc_score
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from ..utility import BOOTSTRAP_RESAMPLES, CONFIDENCE, interval, paired_bootstrap
+
 MAX_TRAIN_ROWS = 100_000  # gradient boosting on more rows barely moves the score: 100k rows fit in ~8 s on 2 cores
 MAX_CATEGORIES = 255  # HistGradientBoosting's limit on a categorical feature's levels
 OTHER_LEVEL = "__sc_other_level__"  # the shared level of a capped feature's rare (and unseen) values
@@ -57,10 +59,7 @@ FIXED_ITER = 100  # the trees of the old fixed-size settings, and of a set too s
 N_ITER_NO_CHANGE = 10
 EARLY_STOPPING_TOL = 1e-4  # validation loss gains below this per N_ITER_NO_CHANGE trees stop the boosting
 TREE_DEPTH = 6  # the sanity baseline: a depth-limited decision tree
-BOOTSTRAP_RESAMPLES = 300
-CONFIDENCE = 0.95
 TREE_MARGIN = 0.05  # the learner is "clearly worse than the tree" when it trails by more than this, beyond noise
-_CELLS_PER_CHUNK = 4_000_000  # resamples x holdout rows materialised at once
 # choosing the learner: CV_FOLDS-fold cross-validation on a uniform sample of at most CV_MAX_ROWS training
 # rows (folds of 8,000 rows, one thread): ~3 s on a 100,000-row table with 11 features and a 300-level
 # categorical, where the evaluation itself takes 6-16 s on 2 cores; small tables take well under a second
@@ -613,6 +612,12 @@ def choose_learner(train: pd.DataFrame, target: str, task: str, seed: int) -> Ch
 
 # --- scoring with a paired bootstrap ---------------------------------------------------------------------
 
+def _row_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    b = len(idx)
+    flat = (idx + (np.arange(b) * n)[:, None]).ravel()
+    return np.bincount(flat, minlength=b * n).reshape(b, n).astype(float)
+
+
 class Scorer:
     """Scores holdout predictions, whole (the point estimate) and on bootstrap resamples of the rows."""
 
@@ -675,75 +680,7 @@ class Scorer:
         return f1.sum(axis=1) / present.sum(axis=1)
 
 
-def _row_counts(idx: np.ndarray, n: int) -> np.ndarray:
-    b = len(idx)
-    flat = (idx + (np.arange(b) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=b * n).reshape(b, n).astype(float)
-
-
-def paired_bootstrap(scorer: Scorer, predictions: dict[str, np.ndarray], resamples: int, seed: int
-                     ) -> dict[str, np.ndarray]:
-    """Each model's metric on the same `resamples` bootstrap resamples of the holdout rows."""
-    n = len(next(iter(predictions.values())))
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _CELLS_PER_CHUNK // max(n, 1))
-    out: dict[str, list] = {name: [] for name in predictions}
-    done = 0
-    while done < resamples:
-        b = min(chunk, resamples - done)
-        idx = rng.integers(0, n, size=(b, n))
-        for name, pred in predictions.items():
-            out[name].append(scorer.resampled(pred, idx))
-        done += b
-    return {name: np.concatenate(parts) for name, parts in out.items()}
-
-
-def interval(point: float, replicates: np.ndarray) -> dict:
-    """Point, bootstrap standard error and 95% percentile interval (NaN-safe: undefined resamples dropped)."""
-    finite = replicates[np.isfinite(replicates)]
-    if not np.isfinite(point) or len(finite) < 2:
-        return {"point": float(point), "se": float("nan"), "ci": [float("nan"), float("nan")]}
-    tail = (1 - CONFIDENCE) / 2 * 100
-    lo, hi = np.percentile(finite, [tail, 100 - tail])
-    return {"point": float(point), "se": float(np.std(finite, ddof=1)), "ci": [float(lo), float(hi)]}
-
-
 # --- verdicts ----------------------------------------------------------------------------------------------
-
-def shortfall_counts(point: float | None, ci: list | None, limit: float, reference: float) -> bool:
-    """A figure fails its lower `limit` only when it misses the limit AND the miss is beyond the noise.
-
-    Misses the limit: the point estimate is below `limit`. Beyond the noise: the upper end of its 95%
-    interval is below `reference`, the value meaning "no loss at all" (0 for blend - trtr, 1 for tstr/trtr),
-    so the loss is not a resampling accident. Without an interval (other modalities) the point alone decides."""
-    if not isinstance(point, (int, float)) or not np.isfinite(point) or point >= limit:
-        return False
-    if not ci or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in ci):
-        return True
-    return ci[1] < reference
-
-
-def utility_drop_fails(point: float | None, ci: list | None, tolerance: float) -> bool:
-    """The blend fails when blend - trtr is below -tolerance and its interval lies below 0."""
-    return shortfall_counts(point, ci, -tolerance, 0.0)
-
-
-def gated_figure(result: dict, key: str, limit: float, reference: float) -> float | None:
-    """The figure a gate compares with `limit`: the point when its shortfall counts, else the larger of the
-    point and the limit (a miss within the noise passes). None when the figure is undefined."""
-    point = result.get(key)
-    if isinstance(point, bool) or not isinstance(point, (int, float)) or not np.isfinite(point):
-        return None
-    if shortfall_counts(point, result.get(f"{key}_ci"), limit, reference):
-        return float(point)
-    return float(max(point, limit))
-
-
-def describe_interval(result: dict, key: str) -> str:
-    ci, se = result.get(f"{key}_ci"), result.get(f"{key}_se")
-    if not ci or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in ci):
-        return f"{key} {result.get(key):.4f} (no interval)"
-    return f"{key} {result[key]:+.4f} ± {se:.4f} (95% interval {ci[0]:+.4f} to {ci[1]:+.4f})"
 
 
 def learner_verdict(metric: str, trtr: dict, chance: dict, tree: dict, vs_chance: dict, vs_tree: dict,
@@ -828,7 +765,6 @@ def evaluate(real_train: pd.DataFrame, synthetic: pd.DataFrame, blended: pd.Data
     def summary(name: str, point: float, replicates: np.ndarray | None) -> dict:
         return interval(point, replicates if replicates is not None else np.array([]))
 
-
     figures = {name: summary(name, points[name], reps.get(name)) for name in points}
     figures.setdefault("tstr", {"point": float("nan"), "se": float("nan"), "ci": [float("nan"), float("nan")]})
     nan = np.full(resamples, np.nan)
@@ -870,3 +806,4 @@ def evaluate(real_train: pd.DataFrame, synthetic: pd.DataFrame, blended: pd.Data
         "evaluation_train_rows_cap": MAX_TRAIN_ROWS, "evaluation_holdout_rows": len(holdout),
     })
     return out
+

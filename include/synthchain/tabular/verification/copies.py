@@ -27,18 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ...lineage import row_hashes
+
 DEFAULT_K_MIN = 5  # a profile shared by at least 5 training rows is a common one (k-anonymity, k = 5)
 # A common profile's copies are kept up to its expected count in a fresh sample of the same size plus
 # this many standard deviations (sampling noise of the batch and of the training frequency itself).
 COPY_SLACK_SD = 2.0
 # Verification gate: synthetic rows copying rare profiles, over the rate at which fresh real rows do.
 DEFAULT_MAX_DISCLOSIVE_COPY_EXCESS = 0.05
-
-
-def row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """Content hash of each row (data columns only), stable across runs and dtypes."""
-    canon = frame.astype(str).where(frame.notna(), "<NA>")
-    return pd.util.hash_pandas_object(canon, index=False).to_numpy(dtype=np.uint64)
 
 
 def profile_counts(hashes: np.ndarray) -> pd.Series:

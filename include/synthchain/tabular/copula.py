@@ -17,8 +17,9 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
 from ..catalog import BUILTIN_GENERATORS
-from ..profiling import Profile
-from .base import Generator, from_nanos, restore_dtypes, to_float
+from ..generators import Generator
+from .dtypes import from_nanos, restore_dtypes, to_float
+from .profile import Profile
 
 _EPS = 1e-6
 
