@@ -1,0 +1,122 @@
+"""Targets: the slices of the data a spec asks synthetic rows for, and how many kept rows each needs.
+
+A slice is a conjunction of declarative conditions over columns (`{column, op, value}`; no `eval`, no
+query strings), so the same slice can be checked on real rows, conditioned on in a generator and
+verified on every kept row. A spec without targets is one slice, the whole table, with `target_rows`
+as its quota. Shared by every modality (a text label or a code problem is a slice over its columns).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "between")
+WHOLE = "all"  # the one slice of a spec without targets
+
+
+@dataclass(frozen=True)
+class Condition:
+    column: str
+    op: str
+    value: Any
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        s = frame[self.column]
+        if self.op == "in":
+            return s.isin(list(self.value)).to_numpy(dtype=bool)
+        if self.op == "between":
+            lo, hi = self.value
+            return (s.notna() & (s >= lo) & (s <= hi)).to_numpy(dtype=bool)
+        if self.op == "==":
+            return (s == self.value).fillna(False).to_numpy(dtype=bool)
+        if self.op == "!=":
+            return (s.notna() & (s != self.value)).to_numpy(dtype=bool)
+        compare = {"<": s.lt, "<=": s.le, ">": s.gt, ">=": s.ge}[self.op]
+        return (s.notna() & compare(self.value)).to_numpy(dtype=bool)
+
+    def words(self) -> str:
+        if self.op == "in":
+            return f"{self.column} in {list(self.value)!r}"
+        if self.op == "between":
+            return f"{self.column} between {self.value[0]!r} and {self.value[1]!r}"
+        return f"{self.column} {self.op} {self.value!r}"
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A named slice: its conditions, its quota of kept rows and why it was chosen (declared, or the
+    figures of the rule `from_errors` found)."""
+
+    name: str
+    conditions: tuple[Condition, ...] = ()
+    quota: int = 0
+    why: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.ones(len(frame), dtype=bool)
+        for condition in self.conditions:
+            out &= condition.mask(frame)
+        return out
+
+    def words(self) -> str:
+        return " and ".join(c.words() for c in self.conditions) or "every row"
+
+    def record(self) -> dict[str, Any]:
+        return {"name": self.name, "rule": self.words(), "quota": self.quota,
+                "conditions": [{"column": c.column, "op": c.op, "value": _plain(c.value)} for c in self.conditions],
+                **({"why": self.why} if self.why else {})}
+
+
+def conditions_of(items: Iterable[Any]) -> tuple[Condition, ...]:
+    """Conditions from spec entries (objects or dicts with column, op, value)."""
+    out = []
+    for item in items:
+        get = item.get if isinstance(item, dict) else (lambda k, _i=item: getattr(_i, k))
+        value = get("value")
+        out.append(Condition(get("column"), get("op"), tuple(value) if isinstance(value, list) else value))
+    return tuple(out)
+
+
+def rebalance_quotas(real_counts: dict[Any, int], shares: dict[Any, float] | str, total: int) -> dict[Any, int]:
+    """Per-label quotas of `total` synthetic rows that bring real + synthetic label shares closest to `shares`.
+
+    Water-filling: each row goes to the label furthest below its share of the combined set, so a label
+    already above its share gets none (rows are never taken away). `balanced`: equal shares."""
+    labels = list(real_counts)
+    if shares == "balanced":
+        shares = {label: 1.0 / len(labels) for label in labels}
+    weight = sum(shares.values())
+    want = np.array([shares.get(label, 0.0) / weight for label in labels])
+    have = np.array([real_counts[label] for label in labels], dtype=float)
+    final = have.sum() + total
+    # the combined count each label would need, then fill the deficits in proportion, capped at the total
+    deficit = np.maximum(want * final - have, 0.0)
+    if deficit.sum() > 0:
+        raw = deficit * (total / deficit.sum()) if deficit.sum() > total else deficit
+    else:
+        raw = np.zeros(len(labels))
+    quotas = np.floor(raw).astype(int)
+    left = int(min(total, round(deficit.sum())) - quotas.sum())
+    for i in np.argsort(-(raw - quotas), kind="stable")[:max(left, 0)]:
+        quotas[i] += 1
+    return {label: int(q) for label, q in zip(labels, quotas)}
+
+
+def assign(frame: pd.DataFrame, slices: Sequence[Slice]) -> np.ndarray:
+    """Each row's first matching slice name (object array), None where none matches."""
+    out = np.full(len(frame), None, dtype=object)
+    for s in slices:
+        free = pd.isna(out)
+        out[free & s.mask(frame)] = s.name
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
