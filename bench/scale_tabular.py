@@ -79,7 +79,7 @@ def run_hops(spec_path: Path, work: Path, out_path: Path) -> None:
 
     state = hop("begin", pipeline.begin, ctx)
     state |= hop("profiling", pipeline.profiling, ctx, state)
-    shards = pipeline.plan_shards(ctx)
+    shards = pipeline.plan_shards(ctx, state)
     for name in dict.fromkeys(s["generator"] for s in shards):
         hop("generation", pipeline.fit_generator, ctx, state, name)
     uris = [hop("generation", pipeline.sample_shard, ctx, state, shard) for shard in shards]

@@ -69,7 +69,7 @@ def main() -> None:
     total_start = time.perf_counter()
     state = hop("begin", pipeline.begin, ctx)
     state |= hop("profiling", pipeline.profiling, ctx, state)
-    shards = pipeline.plan_shards(ctx)
+    shards = pipeline.plan_shards(ctx, state)
     for name in dict.fromkeys(s["generator"] for s in shards):
         hop("generation", pipeline.fit_generator, ctx, state, name)
     uris = [hop("generation", pipeline.sample_shard, ctx, state, shard) for shard in shards]

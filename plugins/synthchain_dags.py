@@ -195,13 +195,13 @@ def build_dag(spec: DatasetSpec, spec_path: Path, line: str = "main") -> DAG:
         def generation(state):
             @task
             def plan(state: dict) -> list[dict]:
-                return call(path, line, "plan_shards")
+                return call(path, line, "plan_shards", state)
 
             @task(map_index_template="{{ task.op_kwargs['name'] }}")
             def fit(state: dict, name: str) -> str:
                 return call(path, line, "fit_generator", state, name)
 
-            @task(map_index_template="{{ task.op_kwargs['shard']['generator'] }}-{{ task.op_kwargs['shard']['shard'] }}")
+            @task(map_index_template="{{ task.op_kwargs['shard']['generator'] }}-{{ task.op_kwargs['shard']['target'] }}-{{ task.op_kwargs['shard']['shard'] }}")
             def sample(state: dict, shard: dict) -> str:
                 return call(path, line, "sample_shard", state, shard)
 

@@ -227,10 +227,10 @@ def test_a_tampered_model_is_refused(world, tmp_path):
     for forged in (pickle.dumps(Payload()), original[:-1] + bytes([original[-1] ^ 1])):
         world["storage"].write_bytes(key, forged)
         with pytest.raises(TamperedArtefact, match=r"cart.*\.pkl"):
-            sample_shard(ctx, state, plan_shards(ctx)[0])
+            sample_shard(ctx, state, plan_shards(ctx, state)[0])
     assert not (tmp_path / "pwned").exists()
     world["storage"].write_bytes(key, original)
-    assert len(world["storage"].read_parquet(sample_shard(ctx, state, plan_shards(ctx)[0]))) == 300
+    assert len(world["storage"].read_parquet(sample_shard(ctx, state, plan_shards(ctx, state)[0]))) == 300
     fail_run(ctx, state, "test over")
 
 

@@ -18,7 +18,7 @@ import logging
 import math
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -26,13 +26,14 @@ import numpy as np
 import pandas as pd
 
 from . import gates as g
-from . import retention
+from . import retention, rounds, targets
 from .blending import blend
 from .collapse.monitors import judge, measure_all, monitors_for
 from .failpoints import failpoint
 from .filters import run_filters
 from .generators import fit_generator as fit_model
 from .generators import sample_generator as sample_model
+from .generators import sample_in_slice
 from .lineage import row_hashes
 from .modalities import modality_of
 from .modality import HopData, Modality, data_columns
@@ -45,6 +46,7 @@ from .settings import Lease, Retention
 from .signing import dumps_signed, loads_signed
 from .specs import DatasetSpec, SpecError, stable_hash
 from .storage import Storage
+from .targets import WHOLE, Slice
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +247,10 @@ def profiling(ctx: RunContext, state: dict) -> dict:
                          _sc_generator_version=None, _sc_generation=pd.array([pd.NA] * len(train), dtype="Int64"),
                          _sc_created_in=pd.array([pd.NA] * len(train), dtype="Int64"))
     suite = modality.record_suite(spec, profile)
+    try:
+        slices = targets.resolve(spec, data_columns(train))
+    except targets.TargetError as exc:
+        raise SpecError(f"{spec.name}: {exc}") from None
     pool = training_pool(ctx, state, train)
     train_uri = ctx.storage.write_parquet(ctx.staging("profiling", "real_train.parquet"), train)
     out = {
@@ -255,6 +261,7 @@ def profiling(ctx: RunContext, state: dict) -> dict:
         "holdout_uri": ctx.storage.write_parquet(ctx.staging("profiling", "holdout.parquet"), holdout),
         "profile_uri": ctx.storage.write_json(ctx.staging("profiling", "profile.json"), profile.to_dict()),
         "suite_uri": ctx.storage.write_json(ctx.staging("profiling", "suite.json"), suite),
+        "targets_uri": ctx.storage.write_json(ctx.staging("profiling", "targets.json"), targets.to_json(slices)),
         "real_rows": len(train) + len(holdout), "train_rows": len(train), "holdout_rows": len(holdout),
     }
     feasible, explain, feasibility = modality.feasibility(spec, data_columns(train), holdout, profile)
@@ -287,19 +294,32 @@ def training_pool(ctx: RunContext, state: dict, train: pd.DataFrame) -> pd.DataF
 
 # --- 2. generation ----------------------------------------------------------------------------
 
-def plan_shards(ctx: RunContext) -> list[dict]:
-    """(generator × shard) work items with their row counts and derived seeds."""
+def plan_shards(ctx: RunContext, state: dict) -> list[dict]:
+    """(slice × generator × shard) work items of round 0, with their row counts and derived seeds.
+
+    Each slice's quota is split over the generators by their weights. A spec without targets has the one
+    slice `all` and the shards (and seeds) it always had."""
     spec = ctx.spec
     shares = spec.generator_shares()
-    counts = _split_total(spec.target_rows, [shares[gen.name] for gen in spec.generators])
     shards = []
-    for gen, rows in zip(spec.generators, counts):
-        n_shards = max(1, math.ceil(rows / spec.shard_rows))
-        for index, shard_rows in enumerate(_split_total(rows, [1.0] * n_shards)):
-            if shard_rows:
-                shards.append({"generator": gen.name, "version": gen.version, "shard": index, "rows": shard_rows,
-                               "seed": derive_seed(spec.name, ctx.logical_date.isoformat(), gen.key, index, spec.seed)})
+    for piece in _slices(ctx, state):
+        counts = _split_total(piece.quota, [shares[gen.name] for gen in spec.generators])
+        for gen, rows in zip(spec.generators, counts):
+            n_shards = max(1, math.ceil(rows / spec.shard_rows))
+            for index, shard_rows in enumerate(_split_total(rows, [1.0] * n_shards)):
+                if shard_rows:
+                    where = () if piece.name == WHOLE else (piece.name,)
+                    shards.append({"generator": gen.name, "version": gen.version, "target": piece.name, "shard": index,
+                                   "rows": shard_rows, "seed": derive_seed(spec.name, ctx.logical_date.isoformat(),
+                                                                           gen.key, *where, index, spec.seed)})
     return shards
+
+
+def _slices(ctx: RunContext, state: dict) -> list[Slice]:
+    """The run's slices (profiling resolved them on the real rows)."""
+    if not state.get("targets_uri"):  # a state from before targets: the whole table
+        return [Slice(WHOLE, (), ctx.spec.target_rows)]
+    return targets.from_json(ctx.storage.read_json(state["targets_uri"]))
 
 
 def _split_total(total: int, weights: list[float]) -> list[int]:
@@ -331,24 +351,46 @@ def sample_shard(ctx: RunContext, state: dict, shard: dict) -> str:
     model = loads_signed(ctx.storage.read_bytes(model_key), ctx.storage.uri(model_key))
     if hasattr(model, "use_storage"):  # e.g. an endpoint generator's response cache lives on the run's storage
         model.use_storage(ctx.storage)
-    rows = sample_model(model, gen, shard["rows"], shard["seed"])
-    name = f"{gen.slug}-{shard['shard']:04d}"
+    target = shard.get("target", WHOLE)
+    piece = next(s for s in _slices(ctx, state) if s.name == target)
+    rows, sampling = _draw(ctx, model, gen, piece, shard["rows"], shard["seed"])
+    name = f"{gen.slug}-{shard['shard']:04d}" if target == WHOLE else f"{gen.slug}-{target}-{shard['shard']:04d}"
     # Requests that failed or were rejected are accounted for next to the shard, never padded with empty rows.
     failures = pd.DataFrame(getattr(model, "failures_", None) or [],
                             columns=["index", "label", "attempt", "error", "model", "context"])
     ctx.storage.write_parquet(ctx.staging("generation", "shards", f"{name}.failures.parquet"),
                               failures.assign(generator=gen.name, shard=shard["shard"]).astype(
                                   {"label": object, "model": object, "context": object}))
+    # rows a slice's sampling budget could not deliver are said, so that every planned row is accounted for
+    short = {"slice_shortfall": max(shard["rows"] - len(rows) - len(failures), 0)} if sampling else {}
     ctx.storage.write_json(ctx.staging("generation", "shards", f"{name}.stats.json"),
-                           {"planned": shard["rows"], "generator": gen.name, **(getattr(model, "stats_", None) or {})})
+                           {"planned": shard["rows"], "generator": gen.name, "target": target, **short,
+                            **({"sampling": sampling} if sampling else {}), **(getattr(model, "stats_", None) or {})})
+    where = "" if target == WHOLE else f"{target}/"
+    rows = _with_lineage(ctx, state, gen, rows, f"{gen.slug}/{ctx.logical_date.isoformat()}/{where}s{shard['shard']}/",
+                         0, target)
+    return ctx.storage.write_parquet(ctx.staging("generation", "shards", f"{name}.parquet"), rows)
+
+
+def _draw(ctx: RunContext, model, gen, piece: Slice, n: int, seed: int) -> tuple[pd.DataFrame, dict | None]:
+    """n rows of a generator inside a slice: conditioned where the generator can, else by rejection."""
+    if not piece.conditions:
+        return sample_model(model, gen, n, seed), None
+    return sample_in_slice(model, gen, n, seed, piece.conditions,
+                           max_draws=max(n, int(n * ctx.spec.targets.max_draw_factor)))
+
+
+def _with_lineage(ctx: RunContext, state: dict, gen, rows: pd.DataFrame, prefix: str, round_: int, target: str
+                  ) -> pd.DataFrame:
+    """Synthetic rows in the profile's column order with their lineage columns."""
     order = ctx.modality.output_columns(_profile(ctx, state))
     rows = rows[[c for c in order if c in rows.columns] + [c for c in rows.columns if c not in order]]
-    prefix = f"{gen.slug}/{ctx.logical_date.isoformat()}/s{shard['shard']}/"
-    rows = rows.assign(
-        _sc_row_id=[f"{prefix}{i}" for i in range(len(rows))], _sc_origin="synthetic", _sc_generator=gen.name,
-        _sc_generator_version=gen.version, _sc_generation=pd.array([state.get("generation", 0)] * len(rows), dtype="Int64"),
-        _sc_created_in=pd.array([state["version_id"]] * len(rows), dtype="Int64"))
-    return ctx.storage.write_parquet(ctx.staging("generation", "shards", f"{name}.parquet"), rows)
+    n = len(rows)
+    return rows.assign(
+        _sc_row_id=[f"{prefix}{i}" for i in range(n)], _sc_origin="synthetic", _sc_generator=gen.name,
+        _sc_generator_version=gen.version, _sc_generation=pd.array([state.get("generation", 0)] * n, dtype="Int64"),
+        _sc_created_in=pd.array([state["version_id"]] * n, dtype="Int64"),
+        _sc_round=pd.array([round_] * n, dtype="Int64"), _sc_target=pd.array([target] * n, dtype=object))
 
 
 @step
@@ -419,7 +461,7 @@ def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int, rows_b
                                "failed": len(mine), "failed_share": len(mine) / source_planned if source_planned else 0.0,
                                "first_failures": list(dict.fromkeys(e[:200] for e in mine))[:3]}
     return {**{k: v for k, v in totals.items() if k != "planned"}, "planned": planned, "rows": rows,
-            "failed": len(failed), "unaccounted": planned - rows - len(failed),
+            "failed": len(failed), "unaccounted": planned - rows - len(failed) - int(totals.get("slice_shortfall", 0)),
             "failed_share": len(failed) / planned if planned else 0.0, "failure_reasons": reasons.to_dict(),
             "by_generator": by_generator, "by_source": by_source,
             "failures_uri": ctx.storage.write_parquet(ctx.staging("generation", "failures.parquet"), failed)}
@@ -431,58 +473,232 @@ def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int, rows_b
 def verification(ctx: RunContext, state: dict) -> dict:
     """Reads synthetic, train, holdout; writes per-row checks, metrics and the modality's extras."""
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
+    out, batches, figures = verify_pool(ctx, state, synthetic, _slices(ctx, state), "verification")
+    ctx.store.record_metrics(state["attempt_id"], verification=figures)
+    gate(ctx, state, "verification", batches)
+    return out
+
+
+def verify_pool(ctx: RunContext, state: dict, synthetic: pd.DataFrame, slices: list[Slice], stage: str
+                ) -> tuple[dict, list[g.Batch], dict]:
+    """Verify the synthetic pool as a whole (the table's figures and per-row checks every later hop reads) and,
+    in a targeted run, each slice's rows against the real rows of that slice: a rare class judged against the
+    whole table would fail on fidelity by design and pass on privacy by luck. Returns the state's additions,
+    the gate's batches (the whole pool's, or each slice's when targeted) and the figures to record."""
     result = ctx.modality.verify(ctx.hop_data(state), data_columns(synthetic))
+    out = {**_stored_checks(ctx, synthetic, result, (stage,)), **result.summary}
+    figures = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
+    if not targets.targeted(slices):
+        return out, [g.Batch("metrics", g.metrics_frame(result.metrics), result.expectations)], figures
+    train, holdout = ctx.storage.read_parquet(state["train_uri"]), ctx.storage.read_parquet(state["holdout_uri"])
+    views, batches, figures["by_slice"] = {}, [], {}
+    for piece in slices:
+        where = (stage, "slices", piece.name)
+        rows = synthetic.loc[synthetic["_sc_target"].to_numpy() == piece.name].reset_index(drop=True)
+        real, held = train.loc[piece.mask(train)], holdout.loc[piece.mask(holdout)]
+        if rows.empty or len(real) < MIN_SLICE_REAL_ROWS or len(held) < 2:
+            figures["by_slice"][piece.name] = {"verified": False, "rows": len(rows), "real_rows": len(real),
+                                               "holdout_rows": len(held)}
+            continue
+        # the slice's real rows sit with the other real copies (profiling/), which every run's end removes
+        real_at = ("profiling", "slices", piece.name)
+        view = {**state, "train_uri": ctx.storage.write_parquet(ctx.staging(*real_at, "real_train.parquet"), real),
+                "holdout_uri": ctx.storage.write_parquet(ctx.staging(*real_at, "holdout.parquet"), held),
+                "synthetic_uri": ctx.storage.write_parquet(ctx.staging(*where, "synthetic.parquet"), rows),
+                "targets_uri": ctx.storage.write_json(ctx.staging(*where, "targets.json"), [piece.record()])}
+        mine = ctx.modality.verify(ctx.hop_data(view), data_columns(rows))
+        views[piece.name] = {**view, **_stored_checks(ctx, rows, mine, where)}
+        batches.append(g.Batch(f"slice_{piece.name}", g.metrics_frame(mine.metrics), mine.expectations))
+        figures["by_slice"][piece.name] = {k: v for k, v in mine.metrics.items() if not isinstance(v, dict)}
+    return {**out, "slice_views": views}, batches, figures
+
+
+MIN_SLICE_REAL_ROWS = 10  # fewer real rows in a slice than this: its rows are judged with the whole table only
+
+
+def _stored_checks(ctx: RunContext, rows: pd.DataFrame, result, where: tuple[str, ...]) -> dict:
     checks = result.checks.copy()
-    checks.insert(0, "_sc_row_id", synthetic["_sc_row_id"].to_numpy())
-    out = {
-        "checks_uri": ctx.storage.write_parquet(ctx.staging("verification", "row_checks.parquet"), checks),
-        "verification_uri": ctx.storage.write_json(ctx.staging("verification", "metrics.json"), result.metrics),
-        "verification_extras": {name: ctx.storage.write_parquet(ctx.staging("verification", f"{name}.parquet"), frame)
-                                for name, frame in result.extras.items()},
-    }
-    ctx.store.record_metrics(state["attempt_id"], verification={k: v for k, v in result.metrics.items()
-                                                                if not isinstance(v, dict)})
-    gate(ctx, state, "verification", [g.Batch("metrics", g.metrics_frame(result.metrics), result.expectations)])
-    return {**out, **result.summary}
+    checks.insert(0, "_sc_row_id", rows["_sc_row_id"].to_numpy())
+    return {"checks_uri": ctx.storage.write_parquet(ctx.staging(*where, "row_checks.parquet"), checks),
+            "verification_uri": ctx.storage.write_json(ctx.staging(*where, "metrics.json"), result.metrics),
+            "verification_extras": {name: ctx.storage.write_parquet(ctx.staging(*where, f"{name}.parquet"), frame)
+                                    for name, frame in result.extras.items()}}
 
 
 # --- 4. filtering --------------------------------------------------------------------------------
 
 @step
 def filtering(ctx: RunContext, state: dict) -> dict:
-    """Reads synthetic rows and their checks; writes kept and dropped rows (each drop with filter and reason)."""
+    """Reads synthetic rows and their checks; writes kept and dropped rows (each drop with filter and reason).
+
+    Slices still short of their quota of kept rows get more rows, verified and filtered with the rest, until
+    every quota is met or the budget is spent (see rounds.py)."""
+    spec, modality = ctx.spec, ctx.modality
+    slices = _slices(ctx, state)
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
     checks = ctx.storage.read_parquet(state["checks_uri"])
-    modality = ctx.modality
-    keep, dropped, metrics = run_filters(
-        modality.filters(ctx.spec),
-        modality.filter_input(ctx.hop_data(state), data_columns(synthetic), checks.drop(columns=["_sc_row_id"])))
+    planned = rounds.counts(synthetic)
+    keep, dropped, metrics = _filter_pool(ctx, state, synthetic, checks, slices)
+    verified, used, sampling, out = None, {}, {}, {}  # verified: the last round's verification batches
+    for round_ in range(1, spec.targets.max_rounds + 1):
+        wanted = rounds.top_up(slices, rounds.counts(synthetic.loc[keep]), rounds.counts(synthetic),
+                               spec.targets.max_draw_factor)
+        extra = _draw_round(ctx, state, round_, wanted, slices, sampling) if wanted else None
+        if extra is None or extra.empty:
+            break
+        used.update(dict.fromkeys(wanted, round_))
+        failpoint("filtering.round")  # a round's rows drawn and written, not yet verified
+        synthetic = pd.concat([synthetic, extra], ignore_index=True)
+        # the whole pool is verified and filtered again: later hops read it, its checks and its figures
+        out["synthetic_uri"] = ctx.storage.write_parquet(ctx.staging("filtering", "synthetic_pool.parquet"), synthetic)
+        added, verified, figures = verify_pool(ctx, {**state, **out}, synthetic, slices, "filtering")
+        out |= {**added, "generated_rows": len(synthetic)}
+        checks = ctx.storage.read_parquet(out["checks_uri"])
+        keep, dropped, metrics = _filter_pool(ctx, {**state, **out}, synthetic, checks, slices)
+    if verified is not None:
+        ctx.store.record_metrics(state["attempt_id"], verification=figures)
+        by_generator = synthetic["_sc_generator"].value_counts().to_dict()
+        out["generated_by"] = by_generator
+        ctx.store.record_generated_rows(state["attempt_id"],
+                                        {state["generator_ids"][k]: int(v) for k, v in by_generator.items()})
     kept = synthetic.loc[keep].reset_index(drop=True)
     for name in modality.lineage_checks:
         kept[f"_sc_{name}"] = checks.loc[keep, name].to_numpy()
     dropped_rows = synthetic.iloc[dropped["index"].to_numpy()].reset_index(drop=True).assign(
         _sc_filter=dropped["filter"].to_numpy(), _sc_reason=dropped["reason"].to_numpy())
-    out = {
+    accounts = rounds.accounting(slices, planned, rounds.counts(synthetic), rounds.counts(kept), used, sampling)
+    out |= {
         "kept_uri": ctx.storage.write_parquet(ctx.staging("filtering", "kept.parquet"), kept),
         "dropped_uri": ctx.storage.write_parquet(ctx.staging("filtering", "dropped.parquet"), dropped_rows),
         "kept_rows": len(kept), "dropped_rows": len(dropped_rows),
         "dropped_by": {k: v["dropped"] for k, v in metrics.items()},
         "detection_auc": metrics.get("off_distribution", {}).get("detection_auc"),
         "privacy_threshold": metrics.get("privacy", {}).get("threshold"),
+        "rounds": max(used.values(), default=0),
     }
     ctx.store.replace_dropped(state["version_id"], "filtering", pd.DataFrame({
         "row_id": dropped_rows["_sc_row_id"], "filter": dropped_rows["_sc_filter"], "reason": dropped_rows["_sc_reason"],
         "generator_name": dropped_rows["_sc_generator"], "generator_version": dropped_rows["_sc_generator_version"],
         "content_hash": _content_hash(dropped_rows)}))
-    summary = {"kept_fraction": len(kept) / max(len(synthetic), 1), "kept_rows": len(kept)}
-    kept_batches, kept_metrics = modality.kept_checks(ctx.hop_data(state), kept)
-    ctx.store.record_metrics(state["attempt_id"], filtering=metrics, **({"kept": kept_metrics} if kept_metrics else {}))
+    judged = len(synthetic) - metrics.get("quota", {}).get("dropped", 0)  # rows over a met quota were not judged bad
+    summary = {"kept_fraction": len(kept) / max(judged, 1), "kept_rows": len(kept)}
+    kept_batches, kept_metrics = _kept_checks(ctx, {**state, **out}, kept)
+    ctx.store.record_metrics(state["attempt_id"], filtering=metrics, targets={"slices": accounts, "rounds": out["rounds"]},
+                             **({"kept": kept_metrics} if kept_metrics else {}))
+    quotas, explain = quota_figures(accounts, spec.gates.max_quota_shortfall)
     gate(ctx, state, "filtering", [
         *kept_batches,
         g.Batch("metrics", g.metrics_frame(summary), [
-            g.threshold("kept_fraction", min_value=1.0 - ctx.spec.gates.max_drop_fraction)]),
-    ])
+            g.threshold("kept_fraction", min_value=1.0 - spec.gates.max_drop_fraction)]),
+        quotas,
+        *[replace(b, name=f"pool_{b.name}") for b in verified or []],
+    ], explain)
     return out
+
+
+def _filter_pool(ctx: RunContext, state: dict, synthetic: pd.DataFrame, checks: pd.DataFrame, slices: list[Slice]
+                 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
+    """The modality's filters, then each slice's own check: a kept row holds its slice's conditions, and a
+    slice keeps no more than its quota."""
+    views = state.get("slice_views")
+    if not views:
+        keep, dropped, metrics = _run_filters(ctx, state, synthetic, checks)
+    else:  # each slice's rows filtered against the real rows of their slice (its view, see verify_pool)
+        keep, parts, metrics = np.zeros(len(synthetic), dtype=bool), [], {}
+        target = synthetic["_sc_target"].to_numpy()
+        for piece in slices:
+            at = np.flatnonzero(target == piece.name)
+            if not len(at):
+                continue
+            view = views.get(piece.name, state)
+            mine = ctx.storage.read_parquet(view["checks_uri"]) if piece.name in views else checks.iloc[at]
+            kept_here, gone, figures = _run_filters(ctx, view, synthetic.iloc[at].reset_index(drop=True),
+                                                    mine.reset_index(drop=True))
+            keep[at[kept_here]] = True
+            parts.append(gone.assign(index=at[gone["index"].to_numpy()]))
+            for name, figure in figures.items():
+                merged = metrics.setdefault(name, {"dropped": 0, "by_slice": {}})
+                merged["dropped"] += figure.get("dropped", 0)
+                merged["by_slice"][piece.name] = figure
+        dropped = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["index", "filter", "reason"])
+    positions = np.flatnonzero(keep)
+    fits, reasons = rounds.enforce(synthetic.iloc[positions], slices)
+    out = positions[~fits]
+    keep[out] = False
+    extra = pd.DataFrame({"index": out, "filter": [r.split(":")[0] for r in reasons[~fits]],
+                          "reason": reasons[~fits]})
+    for name in ("slice", "quota"):
+        metrics[name] = {"dropped": int((extra["filter"] == name).sum())}
+    return keep, pd.concat([dropped, extra], ignore_index=True), metrics
+
+
+def _run_filters(ctx: RunContext, state: dict, synthetic: pd.DataFrame, checks: pd.DataFrame):
+    modality = ctx.modality
+    return run_filters(modality.filters(ctx.spec), modality.filter_input(
+        ctx.hop_data(state), data_columns(synthetic), checks.drop(columns=["_sc_row_id"])))
+
+
+def _kept_checks(ctx: RunContext, state: dict, kept: pd.DataFrame) -> tuple[list[g.Batch], dict]:
+    """The modality's checks of the rows to be published; in a targeted run each slice's kept rows against the
+    real rows of their slice (gated), and the whole kept table's figures recorded beside them."""
+    batches, figures = ctx.modality.kept_checks(ctx.hop_data(state), kept)
+    views = state.get("slice_views")
+    if not views:
+        return batches, figures
+    figures = {**figures, "by_slice": {}}
+    target = kept["_sc_target"].to_numpy()
+    batches = []
+    for name, view in views.items():
+        mine = kept.loc[target == name].reset_index(drop=True)
+        if mine.empty:
+            continue
+        found, figures["by_slice"][name] = ctx.modality.kept_checks(ctx.hop_data(view), mine)
+        batches += [replace(b, name=f"slice_{name}_{b.name}") for b in found]
+    return batches, figures
+
+
+def _draw_round(ctx: RunContext, state: dict, round_: int, wanted: dict[str, int], slices: list[Slice],
+                sampling: dict[str, dict]) -> pd.DataFrame:
+    """One more round of rows for the slices still short, from the generators fitted in round 0 (their weights
+    split each slice's rows), written under the filtering hop's staging for audit."""
+    spec = ctx.spec
+    shares = spec.generator_shares()
+    frames = []
+    for piece in slices:
+        if piece.name not in wanted:
+            continue
+        for gen, n in zip(spec.generators, _split_total(wanted[piece.name], [shares[x.name] for x in spec.generators])):
+            if not n:
+                continue
+            model_key = ctx.staging("generation", "models", f"{gen.slug}.pkl")
+            model = loads_signed(ctx.storage.read_bytes(model_key), ctx.storage.uri(model_key))
+            if hasattr(model, "use_storage"):
+                model.use_storage(ctx.storage)
+            seed = derive_seed(spec.name, ctx.logical_date.isoformat(), gen.key, "round", round_, piece.name, spec.seed)
+            rows, stats = _draw(ctx, model, gen, piece, n, seed)
+            if stats:
+                mine = sampling.setdefault(piece.name, {"method": stats["method"], "drawn": 0, "accepted": 0})
+                mine["drawn"] += stats["drawn"]
+                mine["accepted"] += stats["accepted"]
+                mine["acceptance_rate"] = mine["accepted"] / max(mine["drawn"], 1)
+            rows = _with_lineage(ctx, state, gen, rows,
+                                 f"{gen.slug}/{ctx.logical_date.isoformat()}/r{round_}/{piece.name}/", round_, piece.name)
+            ctx.storage.write_parquet(ctx.staging("filtering", "rounds", f"r{round_}-{gen.slug}-{piece.name}.parquet"),
+                                      rows)
+            frames.append(rows)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def quota_figures(accounts: list[dict], max_shortfall: float) -> tuple[g.Batch, dict[str, str]]:
+    """Each slice's shortfall share against the gate, and a sentence naming the slice for a failure."""
+    figures, expectations, explain = {}, [], {}
+    for row in accounts:
+        column = f"{row['name']}.shortfall_share"
+        figures[column] = row["shortfall_share"]
+        expectations.append(g.threshold(column, max_value=max_shortfall))
+        explain[column] = (f"slice {row['name']} ({row['rule']}): {row['kept']} of {row['quota']} rows kept after "
+                           f"{row['rounds']} extra round(s), {row['generated']} generated")
+    return g.Batch("quotas", g.metrics_frame(figures), expectations), explain
 
 
 # --- 5. blending -------------------------------------------------------------------------------
@@ -749,9 +965,10 @@ def run_all(ctx: RunContext) -> dict:
     try:
         with ctx.store.lease(state["run_pk"], Lease.from_env().heartbeat_s):
             state |= profiling(ctx, state)
-            for name in dict.fromkeys(s["generator"] for s in plan_shards(ctx)):
+            shards = plan_shards(ctx, state)
+            for name in dict.fromkeys(s["generator"] for s in shards):
                 fit_generator(ctx, state, name)
-            shard_uris = [sample_shard(ctx, state, shard) for shard in plan_shards(ctx)]
+            shard_uris = [sample_shard(ctx, state, shard) for shard in shards]
             state |= generation_gate(ctx, state, shard_uris)
             for hop in (verification, filtering, blending, evaluation):
                 state |= hop(ctx, state)

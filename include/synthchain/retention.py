@@ -17,7 +17,7 @@ from .settings import Retention
 
 # Files of an attempt, relative to its staging or quarantine prefix, that hold real rows.
 REAL_COPIES = ("profiling/real_train.parquet", "profiling/holdout.parquet", "profiling/fit_data.parquet",
-               "blending/blend.parquet")
+               "profiling/slices", "blending/blend.parquet")  # slices/: each targeted slice's real rows
 
 
 def drop_real_copies(storage, store, attempt: dict | None) -> int:

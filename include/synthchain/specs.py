@@ -338,6 +338,82 @@ class GateSpec(_Strict):
     bootstrap_resamples: int = Field(300, ge=0, le=5000,
                                      description="paired bootstrap resamples of the holdout for utility intervals")
     min_tstr_ratio: float = Field(0.0, ge=0.0, le=2.0, description="synthetic-only score over real-only score")
+    max_quota_shortfall: float = Field(
+        0.1, ge=0.0, le=1.0, description="share of a slice's quota of kept rows that may be missing after the rounds")
+
+
+
+TARGET_OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "between")
+
+
+class ConditionSpec(_Strict):
+    """One condition of a slice: `{column, op, value}`; `in` takes a list, `between` a [low, high] pair."""
+
+    column: str = Field(min_length=1)
+    op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "between"]
+    value: StrictInt | StrictFloat | str | bool | list[StrictInt | StrictFloat | str | bool]
+
+    @model_validator(mode="after")
+    def _value_fits_op(self) -> "ConditionSpec":
+        if self.op == "in" and not (isinstance(self.value, list) and self.value):
+            raise FieldError("value", "'in' takes a non-empty list of values")
+        if self.op == "between":
+            if not (isinstance(self.value, list) and len(self.value) == 2):
+                raise FieldError("value", "'between' takes [low, high]")
+            low, high = self.value
+            if isinstance(low, str) != isinstance(high, str) or low > high:
+                raise FieldError("value", f"'between' needs low <= high of one kind, got {self.value!r}")
+        if self.op not in ("in", "between") and isinstance(self.value, list):
+            raise FieldError("value", f"{self.op!r} takes one value, not a list")
+        return self
+
+
+class SliceSpec(_Strict):
+    """A named slice of the rows (every condition holds) and its quota of kept synthetic rows."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    where: list[ConditionSpec] = Field(min_length=1)
+    rows: int = Field(gt=0, le=10_000_000, description="kept synthetic rows wanted in this slice")
+
+
+class TargetsSpec(_Strict):
+    """What synthetic rows are for: label shares, named slices, and the rounds' budget.
+
+    Without `rebalance` or `slices` the whole table is one slice with `target_rows` as its quota. With
+    `rebalance`, `target_rows` is split over the labels (water-filling towards the shares asked for, see
+    targets.rebalance_quotas); each of `slices` brings its own `rows`. Generation, verification and
+    filtering repeat for the slices still short of their quota, at most `max_rounds` extra rounds and at most
+    `max_draw_factor` x quota rows drawn per slice in all.
+    """
+
+    rebalance: Literal["balanced"] | dict[str, float] | None = None
+    slices: list[SliceSpec] = Field(default_factory=list)
+    max_rounds: int = Field(3, ge=0, le=20)
+    max_draw_factor: float = Field(4.0, ge=1.0, le=100.0)
+
+    @field_validator("rebalance")
+    @classmethod
+    def _shares(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            if not value:
+                raise ValueError("rebalance shares name at least one label")
+            bad = sorted(str(k) for k, v in value.items() if not (isinstance(v, (int, float)) and v >= 0))
+            if bad or sum(value.values()) <= 0:
+                raise ValueError(f"rebalance shares must be numbers >= 0 with a positive sum (labels {bad or 'all'})")
+        return value
+
+    @field_validator("slices")
+    @classmethod
+    def _unique_slices(cls, value: list[SliceSpec]) -> list[SliceSpec]:
+        names = [s.name for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"slice listed twice: {', '.join(dupes)}")
+        return value
+
+    @property
+    def targeted(self) -> bool:
+        return bool(self.rebalance or self.slices)
 
 
 class GenerationsSpec(_Strict):
@@ -403,6 +479,7 @@ class DatasetSpec(_Strict):
     blend: BlendSpec = BlendSpec()
     filtering: FilterSpec = FilterSpec()
     gates: GateSpec = GateSpec()
+    targets: TargetsSpec = TargetsSpec()
     generations: GenerationsSpec = GenerationsSpec()
     collapse: CollapseSpec = CollapseSpec()
     schedule: str | None = "0 2 * * *"
@@ -463,7 +540,6 @@ class DatasetSpec(_Strict):
         """Text specs: the label column is the classification target; monitors default per modality."""
         if not isinstance(data, dict):
             return data
-
         modality = data.get("modality", "tabular")
         if modality not in known_modalities():
             raise ValueError(f"unknown modality {modality!r}; known: {known_modalities()}")
@@ -475,7 +551,6 @@ class DatasetSpec(_Strict):
         if collapse is None or (isinstance(collapse, dict) and "limits" not in collapse):
             data["collapse"] = {**(collapse or {}), "limits": default_collapse_limits(modality)}
         if "generators" not in data:  # a modality without defaults (code) is refused by _modality_fields
-
             defaults = default_generators(modality)
             if defaults:
                 data["generators"] = defaults
@@ -519,6 +594,13 @@ class DatasetSpec(_Strict):
                 raise FieldError("task", "text specs support classification labels only")
             if self.label_column and self.label_column in self.text_columns:
                 raise FieldError("label_column", f"{self.label_column!r} is also a text column")
+        if self.targets.rebalance and (self.task != "classification" or not self.target):
+            raise FieldError("targets.rebalance", "rebalancing labels needs a classification target")
+        for i, piece in enumerate(self.targets.slices):
+            for j, condition in enumerate(piece.where):
+                if condition.column in self.drop_columns:
+                    raise FieldError(f"targets.slices.{i}.where.{j}.column",
+                                     f"{condition.column!r} is in drop_columns: a slice is over published columns")
         if self.target and self.target in self.drop_columns:
             raise ValueError(f"target column {self.target!r} is also in drop_columns")
         for name, rule in self.columns.items():
@@ -534,7 +616,6 @@ class DatasetSpec(_Strict):
 
     def _check_generators(self) -> None:
         """Each generator is built in or registered (checked before anything is imported); built-ins' params fit."""
-
         for i, gen in enumerate(self.generators):
             where = f"generators.{i}.{'type' if gen.type else 'name'}"
             try:

@@ -105,6 +105,11 @@ def rebalance_quotas(real_counts: dict[Any, int], shares: dict[Any, float] | str
     return {label: int(q) for label, q in zip(labels, quotas)}
 
 
+def targeted(slices: Sequence[Slice]) -> bool:
+    """More than the one whole-table slice of a spec without targets."""
+    return any(s.name != WHOLE for s in slices)
+
+
 def assign(frame: pd.DataFrame, slices: Sequence[Slice]) -> np.ndarray:
     """Each row's first matching slice name (object array), None where none matches."""
     out = np.full(len(frame), None, dtype=object)
@@ -120,3 +125,72 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+class TargetError(ValueError):
+    """A target the real rows cannot support: an unknown column or label, a slice with no real rows."""
+
+
+def resolve(spec: Any, real: pd.DataFrame) -> list[Slice]:
+    """The spec's slices over the real training rows, each with its quota and why it is there.
+
+    Refused (TargetError naming the slice) when a column is unknown or a slice holds no real row: a
+    generator cannot be asked for rows nobody has seen, and nothing could verify them.
+    """
+    targets = spec.targets
+    if not targets.targeted:
+        return [Slice(WHOLE, (), spec.target_rows, {"rule": "target_rows", "real_rows": len(real)})]
+    out: list[Slice] = []
+    if targets.rebalance:
+        out += _rebalance(spec, real)
+    for piece in targets.slices:
+        conditions = conditions_of(c.model_dump() for c in piece.where)
+        unknown = sorted({c.column for c in conditions} - set(real.columns))
+        if unknown:
+            raise TargetError(f"targets.slices '{piece.name}': column(s) {unknown} not in the data; "
+                              f"columns are {list(real.columns)}")
+        found = Slice(piece.name, conditions, piece.rows)
+        n = int(found.mask(real).sum())
+        if n == 0:
+            raise TargetError(f"targets.slices '{piece.name}' ({found.words()}) holds no real training row: "
+                              "nothing to learn it from or verify it against")
+        out.append(Slice(piece.name, conditions, piece.rows,
+                         {"rule": "declared", "real_rows": n, "real_share": round(n / len(real), 6)}))
+    names = [s.name for s in out]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise TargetError(f"targets: slice name(s) {clash} used twice (rebalance names its slices label_<label>)")
+    return out
+
+
+def _rebalance(spec: Any, real: pd.DataFrame) -> list[Slice]:
+    counts = real[spec.target].value_counts(dropna=True, sort=False).sort_index()
+    by_text = {str(label): label for label in counts.index}
+    shares = spec.targets.rebalance
+    if isinstance(shares, dict):
+        unknown = sorted(set(map(str, shares)) - set(by_text))
+        if unknown:
+            raise TargetError(f"targets.rebalance: label(s) {unknown} not in column {spec.target!r}; "
+                              f"labels are {sorted(by_text)}")
+        shares = {by_text[str(k)]: float(v) for k, v in shares.items()}
+    quotas = rebalance_quotas({label: int(n) for label, n in counts.items()}, shares, spec.target_rows)
+    total = int(counts.sum())
+    wanted = shares if isinstance(shares, dict) else {label: 1.0 for label in counts.index}
+    weight = sum(wanted.values())
+    return [Slice(f"label_{slug(label)}", (Condition(spec.target, "==", _plain(label)),), q,
+                  {"rule": "rebalance", "real_rows": int(counts[label]), "real_share": round(float(counts[label]) / total, 6),
+                   "target_share": round(wanted.get(label, 0.0) / weight, 6)})
+            for label, q in quotas.items() if q > 0]
+
+
+def slug(value: Any) -> str:
+    text = "".join(ch if ch.isalnum() else "_" for ch in str(value).lower()).strip("_")
+    return text[:40] or "empty"
+
+
+def to_json(slices: Sequence[Slice]) -> list[dict[str, Any]]:
+    return [s.record() for s in slices]
+
+
+def from_json(records: Iterable[dict[str, Any]]) -> list[Slice]:
+    return [Slice(r["name"], conditions_of(r["conditions"]), int(r["quota"]), r.get("why") or {}) for r in records]
