@@ -4,16 +4,23 @@ The contract is scikit-learn's / SDV's: construct with params, `fit(data, profil
 modality's profile, `sample(n, seed)` returns n new rows with the same columns; the same fitted generator
 and seed give the same rows. Each modality passes its own built-ins (`builtin`: name -> class) to the
 registry; a name that is not a built-in must be a registered third-party generator (plugins.py).
+
+A generator that can aim at a slice (`can_condition`) also takes `sample(n, seed, conditions=...)`;
+`sample_in_slice` uses that where it exists and rejection sampling everywhere else.
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .plugins import GeneratorNotAllowed, check_registered, load_registered
+from .seeds import derive_seed
 from .specs import GeneratorSpec
+from .targets import Condition
 
 
 class GeneratorError(ValueError):
@@ -24,6 +31,10 @@ class Generator(ABC):
     family: ClassVar[str] = "custom"
     #: version label -> default params; a built-in refuses versions it does not know.
     VERSIONS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: True when `sample(n, seed, conditions=())` draws inside a slice: it returns at most n rows, all meant to
+    #: meet every condition (fewer when the model cannot place some), and with `conditions=()` exactly what
+    #: `sample(n, seed)` returns.
+    can_condition: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         self.params = params
@@ -107,10 +118,11 @@ def fit_generator(model: Any, spec: GeneratorSpec, data, profile) -> Any:
     return model if fitted is None else fitted
 
 
-def sample_generator(model: Any, spec: GeneratorSpec, n: int, seed: int):
-    """`model.sample(n, seed=seed)` as a DataFrame; anything else fails naming the generator."""
+def sample_generator(model: Any, spec: GeneratorSpec, n: int, seed: int, conditions: Sequence[Condition] = ()):
+    """`model.sample(n, seed=seed)` as a DataFrame (with `conditions=` when given); anything else fails naming
+    the generator."""
     try:
-        rows = model.sample(n, seed=seed)
+        rows = model.sample(n, seed=seed, conditions=tuple(conditions)) if conditions else model.sample(n, seed=seed)
     except GeneratorError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -120,6 +132,51 @@ def sample_generator(model: Any, spec: GeneratorSpec, n: int, seed: int):
         raise GeneratorError(f"generator {spec.key} ({spec.impl}): sample() returned {type(rows).__name__}, "
                              "not a pandas DataFrame")
     return rows
+
+
+def sample_in_slice(model: Any, spec: GeneratorSpec, n: int, seed: int, conditions: Sequence[Condition],
+                    max_draws: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """min(n, accepted) rows that meet every condition, and how they were found.
+
+    A model that can condition draws inside the slice; one that cannot draws from its whole distribution and
+    the rows outside are rejected. Either way every row is checked (a generator's promise is verified, never
+    trusted), and short draws are topped up with derived seeds, each batch sized by the acceptance so far,
+    until n rows are accepted or `max_draws` rows have been drawn. The first batch uses `seed` itself, so a
+    slice every row meets gives exactly `sample_generator(model, spec, n, seed)`.
+    """
+    conditions = tuple(conditions)
+    conditioned = bool(getattr(model, "can_condition", False))
+    kept: list[pd.DataFrame] = []
+    drawn = accepted = batch_no = 0
+    while accepted < n and drawn < max_draws:
+        size = min(_batch_size(n - accepted, accepted, drawn), max_draws - drawn)
+        batch_seed = seed if batch_no == 0 else derive_seed(seed, "top-up", batch_no)
+        rows = sample_generator(model, spec, size, batch_seed, conditions if conditioned else ())
+        rows = rows[_meets(rows, conditions, spec)]
+        kept.append(rows)
+        drawn, accepted, batch_no = drawn + size, accepted + len(rows), batch_no + 1
+    out = pd.concat(kept, ignore_index=True).head(n) if kept else pd.DataFrame()
+    return out, {"method": "conditioned" if conditioned else "rejection", "requested": n, "drawn": drawn,
+                 "accepted": accepted, "acceptance_rate": accepted / drawn if drawn else 0.0}
+
+
+def _batch_size(needed: int, accepted: int, drawn: int) -> int:
+    """Rows to draw for `needed` more at the acceptance seen so far (10% spare so one batch usually does it).
+
+    Before any row is accepted the rate is at most 1/drawn, so an empty slice's batches grow geometrically."""
+    if not drawn:
+        return needed
+    return math.ceil(1.1 * needed * drawn / max(accepted, 1))
+
+
+def _meets(rows: pd.DataFrame, conditions: tuple[Condition, ...], spec: GeneratorSpec) -> np.ndarray:
+    keep = np.ones(len(rows), dtype=bool)
+    for condition in conditions:
+        if condition.column not in rows.columns:
+            raise GeneratorError(f"generator {spec.key} ({spec.impl}) sampled no column {condition.column!r}, "
+                                 f"which the slice ({condition.words()}) needs")
+        keep &= condition.mask(rows)
+    return keep
 
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:
