@@ -40,6 +40,10 @@ class Generator(ABC):
         self.params = params
         self.columns_: list[str] | None = None
 
+    def condition_on(self, columns: Sequence[str]) -> None:
+        """Called before `fit` in a targeted run with the columns its slices condition on, so a generator that
+        models columns in an order can put them first (CART: exact conditioning there). Default: nothing."""
+
     @abstractmethod
     def fit(self, data: pd.DataFrame, profile: Any) -> "Generator": ...
 

@@ -339,7 +339,11 @@ def _generator_spec(ctx: RunContext, name: str):
 def fit_generator(ctx: RunContext, state: dict, name: str) -> str:
     gen = _generator_spec(ctx, name)
     fit_data = data_columns(ctx.storage.read_parquet(state["fit_uri"]))
-    model = fit_model(ctx.modality.build_generator(gen), gen, fit_data, _profile(ctx, state))
+    model = ctx.modality.build_generator(gen)
+    conditioned = targets.condition_columns(_slices(ctx, state))
+    if conditioned and hasattr(model, "condition_on"):
+        model.condition_on(conditioned)
+    model = fit_model(model, gen, fit_data, _profile(ctx, state))
     # signed: sample_shard loads it back only if the bytes are the ones this deployment wrote
     return ctx.storage.write_bytes(ctx.staging("generation", "models", f"{gen.slug}.pkl"), dumps_signed(model))
 

