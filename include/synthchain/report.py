@@ -32,16 +32,34 @@ def png_uri(fig) -> str:
 
 
 def utility_plot(evaluation: dict) -> str:
+    """TRTR, TSTR and blend on the real holdout, each bar with its 95% interval (`<key>_ci`) as an error bar
+    where the evaluation has one."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
     labels = ["TRTR (real)", "TSTR (synthetic)", "blend"]
-    values = [evaluation.get("trtr"), evaluation.get("tstr"), evaluation.get("blend")]
-    values = [v if v is not None and not (isinstance(v, float) and math.isnan(v)) else 0.0 for v in values]
-    ax.bar(labels, values, color=[REAL, SYNTH, "#2ca02c"])
-    for i, v in enumerate(values):
-        ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+    keys = ["trtr", "tstr", "blend"]
+    values = [v if _finite(v) else 0.0 for v in (evaluation.get(k) for k in keys)]
+    errors = [_error_bar(v, evaluation.get(f"{k}_ci")) for k, v in zip(keys, values)]
+    ax.bar(labels, values, color=[REAL, SYNTH, "#2ca02c"], yerr=[[e[0] for e in errors], [e[1] for e in errors]],
+           capsize=4, ecolor="#333333")
+    for i, (v, (_, above)) in enumerate(zip(values, errors)):
+        ax.text(i, v + above, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
     ax.set_ylabel(evaluation.get("metric", "score") + " on real holdout")
-    ax.set_ylim(min(0.0, min(values)), max(1.0, max(values) * 1.1))
+    lows = [v - below for v, (below, _) in zip(values, errors)]
+    highs = [v + above for v, (_, above) in zip(values, errors)]
+    ax.set_ylim(min(0.0, min(lows)), max(1.0, max(highs) * 1.1))
     return png_uri(fig)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _error_bar(value: float, ci) -> tuple[float, float]:
+    """(below, above) the bar for its interval; (0, 0) without one. A percentile interval need not contain
+    the point, so each side is at least 0."""
+    if not ci or len(ci) != 2 or not all(_finite(c) for c in ci):
+        return 0.0, 0.0
+    return max(value - ci[0], 0.0), max(ci[1] - value, 0.0)
 
 
 def monitor_trends_plot(history: list[dict], limits: dict[str, float]) -> str:

@@ -211,11 +211,14 @@ def _hgb(task: str, seed: int, early: bool, params: dict | None = None, fixed_it
 
 @dataclass
 class Fitted:
-    """Holdout predictions of one trained model: labels (classification), positive scores (binary), values."""
+    """Holdout predictions of one trained model: labels (classification), positive scores (binary), values;
+    a classifier's probabilities too (`proba`, one column per class of `classes`)."""
     labels: np.ndarray | None = None
     scores: np.ndarray | None = None
     values: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    classes: np.ndarray | None = None
+    proba: np.ndarray | None = None
 
 
 def _from_proba(classes, proba: np.ndarray, positive: str | None, info: dict) -> Fitted:
@@ -225,7 +228,7 @@ def _from_proba(classes, proba: np.ndarray, positive: str | None, info: dict) ->
     if positive is not None:
         column = np.flatnonzero(model_classes == positive)
         scores = proba[:, column[0]] if len(column) else np.zeros(len(proba))
-    return Fitted(labels=labels, scores=scores, info=info)
+    return Fitted(labels=labels, scores=scores, info=info, classes=model_classes, proba=proba)
 
 
 @dataclass
@@ -280,21 +283,22 @@ def _numeric_values(x: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def _linear_fits(x_train: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, task: str, encoder: Encoder,
-                 grid: tuple, positive: str | None) -> list[Fitted]:
+                 grid: tuple, positive: str | None, sample_weight: np.ndarray | None = None) -> list[Fitted]:
     """The linear model at each value of `grid` (ridge alpha; logistic C, fitted in increasing order, each
-    fit warm-started from the last), trained on x_train, predicting x_test; in the order of `grid`."""
+    fit warm-started from the last), trained on x_train (rows weighted by `sample_weight` when given),
+    predicting x_test; in the order of `grid`."""
     design = LinearFeatures.fit(x_train, encoder)
     a, b = design.matrix(x_train), design.matrix(x_test)
     if task == "regression":
-        return [Fitted(values=Ridge(alpha=alpha).fit(a, y).predict(b), info={"learner": "ridge", "alpha": alpha})
-                for alpha in grid]
+        return [Fitted(values=Ridge(alpha=alpha).fit(a, y, sample_weight=sample_weight).predict(b),
+                       info={"learner": "ridge", "alpha": alpha}) for alpha in grid]
     model = LogisticRegression(warm_start=True, max_iter=LOGISTIC_MAX_ITER)
     out = {}
     for c in sorted(grid):
         model.set_params(C=c)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(a, y)
+            model.fit(a, y, sample_weight=sample_weight)
         out[c] = _from_proba(model.classes_, model.predict_proba(b), positive, {"learner": "logistic", "C": c})
     return [out[c] for c in grid]
 
@@ -309,21 +313,23 @@ def _threads(rows: int):
 
 
 def _hgb_fit(x_train: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, task: str, seed: int,
-             params: dict | None, fixed_iter: int | None, positive: str | None) -> Fitted:
+             params: dict | None, fixed_iter: int | None, positive: str | None,
+             sample_weight: np.ndarray | None = None) -> Fitted:
     """Boosting with early stopping on a validation split; a set too small for one (under ~500 rows) trains
-    `fixed_iter` trees, chosen by K-fold cross-validation on the training rows when not given."""
+    `fixed_iter` trees, chosen by K-fold cross-validation on the (unweighted) training rows when not given."""
     with _threads(len(y)):
-        return _hgb_fit_predict(x_train, y, x_test, task, seed, params, fixed_iter, positive)
+        return _hgb_fit_predict(x_train, y, x_test, task, seed, params, fixed_iter, positive, sample_weight)
 
 
 def _hgb_fit_predict(x_train: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, task: str, seed: int,
-                     params: dict | None, fixed_iter: int | None, positive: str | None) -> Fitted:
+                     params: dict | None, fixed_iter: int | None, positive: str | None,
+                     sample_weight: np.ndarray | None = None) -> Fitted:
     user_fixed = (params or {}).get("early_stopping") is False  # the caller's fixed-size settings
     split = None if user_fixed else _validation_split(y, stratify=task != "regression", seed=seed)
     if split is None and not user_fixed and fixed_iter is None:
         fixed_iter = _cv_trees(x_train, y, task, seed, params)
     model = _hgb(task, seed, split is not None, params, None if user_fixed else fixed_iter)
-    _fit(model, x_train, y, split)
+    _fit(model, x_train, y, split, sample_weight)
     info = {"learner": "hgb", "n_iter": int(model.n_iter_)}
     if task == "regression":
         return Fitted(values=model.predict(x_test), info=info)
@@ -339,7 +345,7 @@ def _constant(holdout: pd.DataFrame, classes: np.ndarray) -> Fitted:
 
 def fit_predict(train: pd.DataFrame, holdout: pd.DataFrame, target: str, task: str, seed: int,
                 learner: str = "hgb", params: dict | None = None, positive: str | None = None,
-                fixed_iter: int | None = None) -> Fitted:
+                fixed_iter: int | None = None, sample_weight: np.ndarray | None = None) -> Fitted:
     """Train `learner` on `train` and predict the holdout once.
 
     learner: "hgb" (boosting; `params` override HGB_PARAMS, pass {} plus early_stopping settings to reproduce
@@ -347,19 +353,21 @@ def fit_predict(train: pd.DataFrame, holdout: pd.DataFrame, target: str, task: s
     cross-validation on `train` when None), "linear" (ridge / logistic regression; `params` {"alpha": a} or
     {"C": c}, chosen from the grid by cross-validation on `train` when None), "tree" (the baseline), or "auto"
     (the better of linear and boosting by cross-validation on `train`, see choose_learner).
-    `positive` is the holdout's positive class for a binary task (its probability is the score)."""
+    `positive` is the holdout's positive class for a binary task (its probability is the score).
+    `sample_weight` (one per row of `train`) weights the final fit only: a learner, C / alpha or number of
+    trees chosen here by cross-validation is chosen unweighted."""
     seed = seed % 2**32  # the models' random_state
     if learner == "auto":
         choice = choose_learner(train, target, task, seed)
         return fit_predict(train, holdout, target, task, seed, choice.learner, choice.params, positive,
-                           choice.fixed_iter)
+                           choice.fixed_iter, sample_weight)
     encoder = Encoder.fit(train, target)
     x_train, x_test = encoder.transform(train), encoder.transform(holdout)
     if task == "regression":
         y = train[target].astype(float).to_numpy()
         if learner == "tree":
             model = DecisionTreeRegressor(max_depth=TREE_DEPTH, min_samples_leaf=5, random_state=seed)
-            model.fit(encoder.ordinal(x_train), y)
+            model.fit(encoder.ordinal(x_train), y, sample_weight=sample_weight)
             return Fitted(values=model.predict(encoder.ordinal(x_test)), info={"learner": "tree"})
     else:
         y = _labels(train[target])
@@ -368,7 +376,7 @@ def fit_predict(train: pd.DataFrame, holdout: pd.DataFrame, target: str, task: s
             return _constant(holdout, classes)
         if learner == "tree":
             model = DecisionTreeClassifier(max_depth=TREE_DEPTH, min_samples_leaf=5, random_state=seed)
-            model.fit(encoder.ordinal(x_train), y)
+            model.fit(encoder.ordinal(x_train), y, sample_weight=sample_weight)
             return _from_proba(model.classes_, model.predict_proba(encoder.ordinal(x_test)), positive,
                                {"learner": "tree"})
     if learner == "linear":
@@ -378,18 +386,23 @@ def fit_predict(train: pd.DataFrame, holdout: pd.DataFrame, target: str, task: s
             cv = _cross_validate(x_train, y, task, seed, encoder, linear=True, hgb=None)
             value = _best(cv["linear"])[0] if cv else 1.0
         with _threads(len(y)):
-            return _linear_fits(x_train, y, x_test, task, encoder, (value,), positive)[0]
+            return _linear_fits(x_train, y, x_test, task, encoder, (value,), positive, sample_weight)[0]
     if learner != "hgb":
         raise ValueError(f"unknown learner {learner!r}: hgb, linear, tree or auto")
-    return _hgb_fit(x_train, y, x_test, task, seed, params, fixed_iter, positive)
+    return _hgb_fit(x_train, y, x_test, task, seed, params, fixed_iter, positive, sample_weight)
 
 
-def _fit(model, x: pd.DataFrame, y: np.ndarray, split) -> None:
+def _fit(model, x: pd.DataFrame, y: np.ndarray, split, sample_weight: np.ndarray | None = None) -> None:
     if split is None:
-        model.fit(x, y)
+        model.fit(x, y, sample_weight=sample_weight)
         return
     tr, val = split
-    model.fit(x.iloc[tr], y[tr], X_val=x.iloc[val], y_val=y[val])
+    if sample_weight is None:
+        model.fit(x.iloc[tr], y[tr], X_val=x.iloc[val], y_val=y[val])
+        return
+    # the validation loss that stops the boosting is weighted like the training loss
+    model.fit(x.iloc[tr], y[tr], sample_weight=sample_weight[tr], X_val=x.iloc[val], y_val=y[val],
+              sample_weight_val=sample_weight[val])
 
 
 # --- choosing the learner by cross-validation on the training rows -----------------------------------------
