@@ -40,7 +40,7 @@ from .modality import HopData, Modality, data_columns
 from .provenance import ProvenanceStore
 from .provenance.lifecycle import VersionBusy
 from .provenance.store import json_safe
-from .report import measurement_table, render_report
+from .report import html_table, measurement_table, render_report
 from .seeds import derive_seed
 from .settings import Lease, Retention
 from .signing import dumps_signed, loads_signed
@@ -542,8 +542,9 @@ def filtering(ctx: RunContext, state: dict) -> dict:
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
     checks = ctx.storage.read_parquet(state["checks_uri"])
     planned = rounds.counts(synthetic)
+    sampling = _round0_sampling(ctx)
     keep, dropped, metrics = _filter_pool(ctx, state, synthetic, checks, slices)
-    verified, used, sampling, out = None, {}, {}, {}  # verified: the last round's verification batches
+    verified, used, out = None, {}, {}  # verified: the last round's verification batches
     for round_ in range(1, spec.targets.max_rounds + 1):
         wanted = rounds.top_up(slices, rounds.counts(synthetic.loc[keep]), rounds.counts(synthetic),
                                spec.targets.max_draw_factor)
@@ -636,6 +637,24 @@ def _filter_pool(ctx: RunContext, state: dict, synthetic: pd.DataFrame, checks: 
     return keep, pd.concat([dropped, extra], ignore_index=True), metrics
 
 
+def _round0_sampling(ctx: RunContext) -> dict[str, dict]:
+    """Round 0's sampling figures per slice (conditioned or rejection), from the shards' stats."""
+    out: dict[str, dict] = {}
+    for key in ctx.storage.list(ctx.staging("generation", "shards")):
+        if key.endswith(".stats.json"):
+            stats = ctx.storage.read_json(key)
+            if stats.get("sampling"):
+                _add_sampling(out, stats["target"], stats["sampling"])
+    return out
+
+
+def _add_sampling(out: dict[str, dict], target: str, stats: dict) -> None:
+    mine = out.setdefault(target, {"method": stats["method"], "drawn": 0, "accepted": 0})
+    mine["drawn"] += stats["drawn"]
+    mine["accepted"] += stats["accepted"]
+    mine["acceptance_rate"] = mine["accepted"] / max(mine["drawn"], 1)
+
+
 def _run_filters(ctx: RunContext, state: dict, synthetic: pd.DataFrame, checks: pd.DataFrame):
     modality = ctx.modality
     return run_filters(modality.filters(ctx.spec), modality.filter_input(
@@ -681,10 +700,7 @@ def _draw_round(ctx: RunContext, state: dict, round_: int, wanted: dict[str, int
             seed = derive_seed(spec.name, ctx.logical_date.isoformat(), gen.key, "round", round_, piece.name, spec.seed)
             rows, stats = _draw(ctx, model, gen, piece, n, seed)
             if stats:
-                mine = sampling.setdefault(piece.name, {"method": stats["method"], "drawn": 0, "accepted": 0})
-                mine["drawn"] += stats["drawn"]
-                mine["accepted"] += stats["accepted"]
-                mine["acceptance_rate"] = mine["accepted"] / max(mine["drawn"], 1)
+                _add_sampling(sampling, piece.name, stats)
             rows = _with_lineage(ctx, state, gen, rows,
                                  f"{gen.slug}/{ctx.logical_date.isoformat()}/r{round_}/{piece.name}/", round_, piece.name)
             ctx.storage.write_parquet(ctx.staging("filtering", "rounds", f"r{round_}-{gen.slug}-{piece.name}.parquet"),
@@ -756,6 +772,9 @@ def evaluation(ctx: RunContext, state: dict) -> dict:
     uri = ctx.storage.write_json(ctx.staging("evaluation", "metrics.json"), result)
     ctx.store.record_metrics(state["attempt_id"], evaluation=result)
     batches, explain = utility_batches(result, ctx.spec.gates)
+    if result.get("slices"):
+        aimed, why = slice_utility_batches(result["slices"], _slices(ctx, state))
+        batches, explain = [*batches, *aimed], {**explain, **why}
     monitors, verdicts = collapse_monitors(ctx, data, real, kept, result)
     if verdicts and ctx.spec.collapse.enforce:
         frame = g.metrics_frame({f"{v.monitor}_degradation": v.degradation for v in verdicts})
@@ -802,6 +821,48 @@ def utility_batches(result: dict, limits) -> tuple[list[g.Batch], dict[str, str]
         if result.get("learner_message"):
             explain["learner_ok"] = result["learner_message"]
     return batches, explain
+
+
+def slice_utility_batches(table: dict, slices: list[Slice]) -> tuple[list[g.Batch], dict[str, str]]:
+    """Each targeted class or slice: the blend is not worse than real-only beyond the noise (PR-AUC, paired
+    bootstrap), the gate's figure being the point when the miss counts, else 0. Rows with too few holdout
+    rows are not judged; the report says so beside them."""
+    from .utility import gated_figure
+
+    aimed = {s.name for s in slices} | {str(c.value) for s in slices for c in s.conditions
+                                        if s.why.get("rule") == "rebalance"}
+    figures, checks, explain = {}, [], {}
+    for row in table.get("rows", []):
+        if not row.get("judged") or row["name"] not in aimed:
+            continue
+        diff = row["blend_minus_real"]["pr_auc"]
+        key = f"{row['kind']}_{row['name']}.pr_auc_blend_minus_real"
+        figure = gated_figure({"d": diff["point"], "d_ci": diff["ci"]}, "d", 0.0, 0.0)
+        if figure is None:
+            continue
+        figures[key] = figure
+        checks.append(g.threshold(key, min_value=0.0))
+        lo, hi = diff["ci"]
+        explain[key] = (f"{row['kind']} {row['name']} ({row['rule']}): blend minus real-only PR-AUC "
+                        f"{diff['point']:+.4f} (95% interval {lo:+.4f} to {hi:+.4f}); it fails when the whole "
+                        "interval lies below 0")
+    return ([g.Batch("slices", g.metrics_frame(figures), checks)] if checks else []), explain
+
+
+def targets_table(record: dict) -> str:
+    """The report's targets section: one row per slice with its rule, why, quota and what the rounds got."""
+    rows = [{"slice": s["name"], "rule": s["rule"], "why": _why(s.get("why") or {}), "quota": s["quota"],
+             "planned": s["planned"], "generated": s["generated"], "kept": s["kept"], "shortfall": s["shortfall"],
+             "extra rounds": s["rounds"],
+             "acceptance": f"{s['sampling']['acceptance_rate']:.3f} ({s['sampling']['method']})" if s.get("sampling")
+             else "—"} for s in record["slices"]]
+    return html_table(rows, ["slice", "rule", "why", "quota", "planned", "generated", "kept", "shortfall",
+                             "extra rounds", "acceptance"])
+
+
+def _why(why: dict) -> str:
+    parts = [f"{k.replace('_', ' ')} {v}" for k, v in why.items()]
+    return "; ".join(parts) or "—"
 
 
 def _ancestors(ctx: RunContext, state: dict) -> list[dict]:
@@ -876,6 +937,8 @@ def publish(ctx: RunContext, state: dict) -> dict:
     report = render_report(
         title=f"synthchain · {ctx.spec.name} · {ctx.logical_date.isoformat()} · version {version_id}",
         summary=summary, sections=[
+            *([("Targets: slices, quotas and rounds", targets_table(attempt_metrics["targets"]))]
+              if (attempt_metrics.get("targets") or {}).get("slices") else []),
             *ctx.modality.report_sections(ctx.hop_data(state), train, synthetic, published_ids),
             ("How the figures were measured", measurement_table(
                 verification_metrics, attempt_metrics.get("filtering") or {}, evaluation_metrics,
@@ -898,6 +961,7 @@ def publish(ctx: RunContext, state: dict) -> dict:
         "metrics": {"verification": {k: v for k, v in verification_metrics.items() if not isinstance(v, dict)},
                     "evaluation": evaluation_metrics, "filtering": state.get("dropped_by", {})},
         "gates": gate_rows,
+        "targets": attempt_metrics.get("targets"),  # slices, quotas, why each was chosen, rounds, shortfalls
         "columns": ctx.storage.read_json(state["profile_uri"]).get("handling"),  # types, reasons, handling
         "lineage": blended.groupby(["_sc_origin", "_sc_generator", "_sc_generator_version"], dropna=False)
                           .size().reset_index(name="rows").astype(object).where(lambda f: f.notna(), None)

@@ -19,6 +19,8 @@ from ..generators import build_generator, effective_params, family_of
 from ..holdout import split_holdout
 from ..modality import HopData, Modality, Verified, data_columns
 from ..sources import SourceError
+from ..targets import from_json
+from .baselines import evaluate_slices
 from .columns import PLAN_ATTR, ColumnPlan, plan_columns
 from .evaluation import evaluate
 from .expectations import as_profile_types, profile_expectations
@@ -189,8 +191,17 @@ class TabularModality(Modality):
 
     # --- evaluation ------------------------------------------------------------------------------
     def evaluate(self, data: HopData, real, kept, blended) -> dict:
-        return evaluate(real, kept, blended, data.frame("holdout_uri"), data.spec.target, data.spec.task,
-                        seed=data.seed("evaluate"), resamples=data.spec.gates.bootstrap_resamples)
+        spec = data.spec
+        result = evaluate(real, kept, blended, data.frame("holdout_uri"), spec.target, spec.task,
+                          seed=data.seed("evaluate"), resamples=spec.gates.bootstrap_resamples)
+        if spec.targets.targeted and spec.task == "classification":
+            # per class and slice, against class weights and SMOTE-NC on the same rows and holdout
+            declared = [s for s in from_json(data.storage.read_json(data.uri("targets_uri")))
+                        if s.why.get("rule") != "rebalance"]
+            result["slices"] = evaluate_slices(real, blended, data.holdout, spec.target, spec.task, declared,
+                                               seed=data.seed("evaluate_slices"),
+                                               resamples=spec.gates.bootstrap_resamples)
+        return result
 
     def monitor_input(self, data: HopData, real, kept, evaluation) -> MonitorInput:
         return MonitorInput(real, kept, data.profile, {"detection_auc": data.state.get("detection_auc"),
@@ -207,8 +218,12 @@ class TabularModality(Modality):
             dcr_plot,
             distributions_plot,
             missing_values_plot,
+            slice_table_section,
         )
 
+        evaluation = data.storage.read_json(data.uri("evaluation_uri")) if "evaluation_uri" in data.state else {}
+        per_slice = [("Per class and slice, against class weights and SMOTE-NC",
+                      slice_table_section(evaluation["slices"]))] if evaluation.get("slices") else []
         checks = data.frame("checks_uri")
         syn_dcr = checks.loc[checks["_sc_row_id"].isin(published_ids), "dcr"].to_numpy()
         holdout_dcr = data.extra("holdout_dcr")["dcr"].to_numpy()
@@ -216,6 +231,7 @@ class TabularModality(Modality):
         handling = [("Columns: types and handling", column_handling_table(profile))] if profile.handling else []
         association_heading, association_html, _ = association_section(real, synth, profile)
         return [
+            *per_slice,
             *handling,
             ("Per-column distributions (real training vs published synthetic)",
              f'<img src="{distributions_plot(real, synth, profile)}" style="max-width:100%">'),
