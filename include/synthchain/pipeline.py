@@ -506,7 +506,8 @@ def verify_pool(ctx: RunContext, state: dict, synthetic: pd.DataFrame, slices: l
             continue
         # the slice's real rows sit with the other real copies (profiling/), which every run's end removes
         real_at = ("profiling", "slices", piece.name)
-        view = {**state, "train_uri": ctx.storage.write_parquet(ctx.staging(*real_at, "real_train.parquet"), real),
+        view = {**state, "all_train_uri": state["train_uri"],
+                "train_uri": ctx.storage.write_parquet(ctx.staging(*real_at, "real_train.parquet"), real),
                 "holdout_uri": ctx.storage.write_parquet(ctx.staging(*real_at, "holdout.parquet"), held),
                 "synthetic_uri": ctx.storage.write_parquet(ctx.staging(*where, "synthetic.parquet"), rows),
                 "targets_uri": ctx.storage.write_json(ctx.staging(*where, "targets.json"), [piece.record()])}
@@ -773,7 +774,7 @@ def evaluation(ctx: RunContext, state: dict) -> dict:
     ctx.store.record_metrics(state["attempt_id"], evaluation=result)
     batches, explain = utility_batches(result, ctx.spec.gates)
     if result.get("slices"):
-        aimed, why = slice_utility_batches(result["slices"], _slices(ctx, state))
+        aimed, why = slice_utility_batches(result["slices"], _slices(ctx, state), ctx.spec.gates.max_slice_utility_drop)
         batches, explain = [*batches, *aimed], {**explain, **why}
     monitors, verdicts = collapse_monitors(ctx, data, real, kept, result)
     if verdicts and ctx.spec.collapse.enforce:
@@ -823,10 +824,10 @@ def utility_batches(result: dict, limits) -> tuple[list[g.Batch], dict[str, str]
     return batches, explain
 
 
-def slice_utility_batches(table: dict, slices: list[Slice]) -> tuple[list[g.Batch], dict[str, str]]:
-    """Each targeted class or slice: the blend is not worse than real-only beyond the noise (PR-AUC, paired
-    bootstrap), the gate's figure being the point when the miss counts, else 0. Rows with too few holdout
-    rows are not judged; the report says so beside them."""
+def slice_utility_batches(table: dict, slices: list[Slice], tolerance: float) -> tuple[list[g.Batch], dict[str, str]]:
+    """Each targeted class or slice: the blend's PR-AUC does not trail real-only by more than `tolerance` beyond
+    the noise (paired bootstrap; the gate's figure is the point when the miss counts, else the limit). Rows
+    with too few holdout rows are not judged; the report says so beside them."""
     from .utility import gated_figure
 
     aimed = {s.name for s in slices} | {str(c.value) for s in slices for c in s.conditions
@@ -837,15 +838,15 @@ def slice_utility_batches(table: dict, slices: list[Slice]) -> tuple[list[g.Batc
             continue
         diff = row["blend_minus_real"]["pr_auc"]
         key = f"{row['kind']}_{row['name']}.pr_auc_blend_minus_real"
-        figure = gated_figure({"d": diff["point"], "d_ci": diff["ci"]}, "d", 0.0, 0.0)
+        figure = gated_figure({"d": diff["point"], "d_ci": diff["ci"]}, "d", -tolerance, 0.0)
         if figure is None:
             continue
         figures[key] = figure
-        checks.append(g.threshold(key, min_value=0.0))
+        checks.append(g.threshold(key, min_value=-tolerance))
         lo, hi = diff["ci"]
         explain[key] = (f"{row['kind']} {row['name']} ({row['rule']}): blend minus real-only PR-AUC "
-                        f"{diff['point']:+.4f} (95% interval {lo:+.4f} to {hi:+.4f}); it fails when the whole "
-                        "interval lies below 0")
+                        f"{diff['point']:+.4f} (95% interval {lo:+.4f} to {hi:+.4f}); it fails when it trails by more "
+                        f"than {tolerance} and the whole interval lies below 0")
     return ([g.Batch("slices", g.metrics_frame(figures), checks)] if checks else []), explain
 
 

@@ -317,6 +317,8 @@ class FilterSpec(_Strict):
     )
     copy_k_min: int = Field(5, ge=1, le=1_000_000, description=(
         "a profile shared by fewer training rows is rare: copies of it are dropped and count as disclosive"))
+    label_quantile: float = Field(0.05, ge=0.0, lt=0.5, description=(
+        "targeted runs: drop a row whose label is less plausible than this quantile of real rows of its class"))
 
 
 class GateSpec(_Strict):
@@ -338,6 +340,8 @@ class GateSpec(_Strict):
     bootstrap_resamples: int = Field(300, ge=0, le=5000,
                                      description="paired bootstrap resamples of the holdout for utility intervals")
     min_tstr_ratio: float = Field(0.0, ge=0.0, le=2.0, description="synthetic-only score over real-only score")
+    max_slice_utility_drop: float = Field(
+        0.0, ge=0.0, le=1.0, description="a targeted class or slice's blend PR-AUC may trail real-only by this much")
     max_quota_shortfall: float = Field(
         0.1, ge=0.0, le=1.0, description="share of a slice's quota of kept rows that may be missing after the rounds")
 

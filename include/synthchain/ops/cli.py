@@ -163,6 +163,7 @@ def cmd_summary(args) -> int:
         value = manifest.get(key)
         print(f"  {key:<18} {value:.4f}" if isinstance(value, float) else f"  {key:<18} {value}")
     print("  gates              " + ", ".join(f"{g['hop']}={'pass' if g['success'] else 'FAIL'}" for g in latest["gates"]))
+    _print_targets(manifest)
     print("files:")
     for label, uri in (("data", manifest["data_uri"]), ("report", manifest["report_uri"]),
                        ("manifest", f"{base}/manifest.json"), ("GX data docs", f"{base}/gx_docs/")):
@@ -170,6 +171,37 @@ def cmd_summary(args) -> int:
     for what in missing:
         print(f"MISSING: {what}: the provenance store says published, storage no longer has it", file=sys.stderr)
     return 3 if missing else 0
+
+
+MODELS = ("real", "weighted", "smote", "blend")  # the per-slice table's models, baselines first
+
+
+def _print_targets(manifest: dict) -> None:
+    """A targeted version: its slices' quotas and rounds, then each class and slice against the baselines."""
+    slices = (manifest.get("targets") or {}).get("slices") or []
+    if not any(s["name"] != "all" for s in slices):
+        return
+    print("targets:")
+    _print_table([{"slice": s["name"], "rule": s["rule"], "quota": s["quota"], "generated": s["generated"],
+                   "kept": s["kept"], "rounds": s["rounds"]} for s in slices],
+                 ["slice", "rule", "quota", "generated", "kept", "rounds"])
+    table = ((manifest.get("metrics") or {}).get("evaluation") or {}).get("slices") or {}
+    if not table.get("rows"):
+        return
+    print(f"per class and slice (holdout; {table.get('positive', '')!s} is the positive class; 95% intervals):")
+    rows = []
+    for row in table["rows"]:
+        if not row.get("judged"):
+            rows.append({"class/slice": row["name"], "PR-AUC real": row.get("reason", "not judged")})
+            continue
+        pr, f1 = row["metrics"]["pr_auc"], row["metrics"]["f1"]
+        gain = row["gain_over_best_baseline"]["pr_auc"]
+        best_f1 = max(f1[m]["point"] for m in f1 if m != "blend")
+        rows.append({"class/slice": row["name"], **{f"PR-AUC {m}": f"{pr[m]['point']:.3f}" for m in MODELS if m in pr},
+                     "F1 blend": f"{f1['blend']['point']:.3f}", "F1 best baseline": f"{best_f1:.3f}",
+                     "PR-AUC gain vs best": f"{gain['point']:+.3f} [{gain['ci'][0]:+.3f}, {gain['ci'][1]:+.3f}]"})
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    _print_table(rows, columns)
 
 
 def cmd_compare(args) -> int:

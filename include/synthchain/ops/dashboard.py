@@ -270,10 +270,46 @@ def render_version(store: ProvenanceStore, storage: Storage, version_id: int) ->
             f"<p>{' · '.join(links)}</p>" if links else "",
             "<h2>Gates</h2>", _gates_table(v["gates"], has_files),
             "<h2>Headline metrics</h2>", _kv(headline_metrics(v["metrics"])) or "<p class=muted>none</p>",
+            *_targets_section(v["metrics"]),
             "<h2>Collapse monitors over generations</h2>", _collapse_section(store, version_id, v["metrics"]),
             "<h2>Lineage</h2>", _lineage_section(store.lineage(version_id)),
             "<h2>All metrics</h2>", _metrics_tables(v["metrics"])]
     return page(f"{v['spec_name']} · version {version_id}", "".join(body))
+
+
+def _targets_section(metrics: dict) -> list[str]:
+    """A targeted version: its slices (rule, why, quota, rounds) and each class and slice against the baselines."""
+    slices = [s for s in ((metrics.get("targets") or {}).get("slices") or []) if s["name"] != "all"]
+    if not slices:
+        return []
+    out = ["<h2>Targets</h2>", _table([{**s, "why": "; ".join(f"{k} {v}" for k, v in (s.get("why") or {}).items())}
+                                       for s in slices],
+                                      ["name", "rule", "why", "quota", "planned", "generated", "kept", "shortfall",
+                                       "rounds"])]
+    table = ((metrics.get("evaluation") or {}).get("slices") or {}).get("rows") or []
+    rows = []
+    for row in table:
+        if not row.get("judged"):
+            rows.append({"class / slice": row["name"], "rule": row.get("rule"), "metric": row.get("reason")})
+            continue
+        for metric in ("pr_auc", "f1"):
+            figures = row["metrics"][metric]
+            gain = row["gain_over_best_baseline"][metric]
+            rows.append({"class / slice": row["name"], "rule": row.get("rule"), "metric": metric,
+                         **{model: _interval(figures[model]) for model in ("real", "weighted", "smote", "blend")
+                            if model in figures},
+                         "best": row["best"][metric], "blend − best baseline": _interval(gain, signed=True)})
+    if rows:
+        out += ["<h3>Per class and slice against the baselines (holdout, 95% intervals)</h3>",
+                _table(rows, ["class / slice", "rule", "metric", "real", "weighted", "smote", "blend", "best",
+                              "blend − best baseline"])]
+    return out
+
+
+def _interval(figure: dict, signed: bool = False) -> str:
+    point, (lo, hi) = figure["point"], figure["ci"]
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    return f"{fmt.format(point)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
 def _gates_table(gates: list[dict], has_files: bool) -> str:

@@ -5,7 +5,8 @@
   `dtypes` (values as floats and back).
 - `generators` (the built-ins by name): `copula` (Gaussian copula), `cart` (sequential CART).
 - `verification/` (constraints, fidelity, privacy: DCR/NNDR, neighbours, copies), `filters`,
-  `expectations` (GX checks from the profile), `evaluation` (TRTR / TSTR / blend with intervals),
+  `expectations` (GX checks from the profile), `evaluation` (TRTR / TSTR / blend with intervals), `baselines` (per class and slice against class
+  weights and SMOTE-NC),
   `associations`, `monitors` (collapse), `report` (report sections).
 
 May import the core (synthchain's top-level modules, `collapse`, `llm`, `provenance`) and its own modules;

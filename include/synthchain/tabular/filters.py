@@ -32,11 +32,13 @@ class FilterInput:
     profile: Profile
     holdout_dcr: np.ndarray
     seed: int = 0
+    # every real training row, also when `train` is one slice's (a targeted run): what a label is judged by
+    all_train: pd.DataFrame | None = None
 
     def subset(self, index: np.ndarray) -> "FilterInput":
         """The same input restricted to the rows earlier filters kept."""
         return FilterInput(self.rows.iloc[index].reset_index(drop=True), self.checks.iloc[index].reset_index(drop=True),
-                           self.train, self.profile, self.holdout_dcr, self.seed)
+                           self.train, self.profile, self.holdout_dcr, self.seed, self.all_train)
 
 
 class ExactDuplicateFilter(RowFilter):
@@ -147,6 +149,52 @@ class OffDistributionFilter(RowFilter):
             "detection_auc": float(roc_auc_score(y, proba)), "flagged": int(fake.sum()),
             "detection_real_rows": len(real), "detection_synthetic_rows": n, "detection_fit_rows": fit_rows,
             "detection_sampled": sampled})
+
+
+class LabelAgreementFilter(RowFilter):
+    """A row's label must be as plausible for its features as the label of a real row of that class.
+
+    A classifier trained on every real training row gives each real row (out of fold) and each synthetic row
+    the probability of the label it carries. A synthetic row whose probability is below the `quantile` of
+    real rows of the same class is dropped as `label_disagrees`, its probability in the reason. The bar is
+    per class because a rare class is never predicted with confidence: real bad loans get p(bad) ~0.1, and a
+    fixed bar of 0.5 would drop them all. Used in targeted runs, where generators write the label they were
+    asked for (rebalancing), so the label is a claim to verify.
+    """
+
+    name = "label_disagrees"
+
+    def __init__(self, target: str, quantile: float = 0.05):
+        self.target, self.quantile = target, quantile
+
+    def decide(self, data: FilterInput) -> Decision:
+        n = len(data.rows)
+        real = data.all_train if data.all_train is not None else data.train
+        labels = real[self.target].astype(str).to_numpy()
+        if n == 0 or len(np.unique(labels)) < 2:
+            return Decision(np.ones(n, bool), np.full(n, "", dtype=object), {"judged": 0})
+        seed = data.seed % 2**32
+        encoder = RowEncoder().fit(real, data.profile)
+        encoder.plan = [step for step in encoder.plan if step[0] != self.target]  # the features, not the label
+        x_real, x_synth = encoder.transform(real), encoder.transform(data.rows)
+        classes, y = np.unique(labels, return_inverse=True)
+        model = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
+        folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+        real_p = np.empty(len(y))
+        for fit_idx, judged_idx in folds.split(x_real, y):
+            proba = clone(model).fit(x_real[fit_idx], y[fit_idx]).predict_proba(x_real[judged_idx])
+            real_p[judged_idx] = proba[np.arange(len(judged_idx)), y[judged_idx]]
+        bars = {c: float(np.quantile(real_p[y == i], self.quantile)) for i, c in enumerate(classes)}
+        proba = model.fit(x_real, y).predict_proba(x_synth)
+        given = data.rows[self.target].astype(str).to_numpy()
+        index = {c: i for i, c in enumerate(classes)}
+        p = np.array([proba[k, index[c]] if c in index else 0.0 for k, c in enumerate(given)])
+        bar = np.array([bars.get(c, 1.0) for c in given])
+        keep = p >= bar
+        reasons = np.array([f"label_disagrees: p({c})={pk:.4f} below {b:.4f}, the {self.quantile:.0%} quantile of "
+                            f"real {c} rows" for c, pk, b in zip(given, p, bar)], dtype=object)
+        return Decision(keep, reasons, {"judged": n, "flagged": int((~keep).sum()), "bars": bars,
+                                        "quantile": self.quantile})
 
 
 def default_filters(privacy_quantile: float, off_distribution_threshold: float,

@@ -24,7 +24,7 @@ from .baselines import evaluate_slices
 from .columns import PLAN_ATTR, ColumnPlan, plan_columns
 from .evaluation import evaluate
 from .expectations import as_profile_types, profile_expectations
-from .filters import FilterInput, default_filters
+from .filters import FilterInput, LabelAgreementFilter, default_filters
 from .generators import BUILTIN
 from .profile import Profile, load_real_data, profile_frame
 from .verification import verify
@@ -142,12 +142,17 @@ class TabularModality(Modality):
 
     # --- filtering -------------------------------------------------------------------------------
     def filters(self, spec) -> list[RowFilter]:
-        return default_filters(spec.filtering.privacy_quantile, spec.filtering.off_distribution_threshold,
-                               spec.filtering.copy_k_min)
+        found = default_filters(spec.filtering.privacy_quantile, spec.filtering.off_distribution_threshold,
+                                spec.filtering.copy_k_min)
+        if spec.targets.targeted and spec.task == "classification":  # a label asked for is a claim to verify
+            found.append(LabelAgreementFilter(spec.target, spec.filtering.label_quantile))
+        return found
 
     def filter_input(self, data: HopData, synthetic: pd.DataFrame, checks: pd.DataFrame) -> FilterInput:
+        # a targeted slice's view holds that slice's real rows in train_uri, and all of them in all_train_uri
+        all_train = data_columns(data.frame("all_train_uri")) if "all_train_uri" in data.state else None
         return FilterInput(synthetic, checks, data.train, data.profile, data.extra("holdout_dcr")["dcr"].to_numpy(),
-                           data.seed("filter"))
+                           data.seed("filter"), all_train)
 
     def kept_checks(self, data: HopData, kept) -> tuple[list[g.Batch], dict]:
         """The rows that will be published, measured again after the filters.
