@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from synthchain.lineage import row_hashes
 from synthchain.specs import DatasetSpec
-from synthchain.tabular import kept_figures
+from synthchain.tabular.modality import kept_figures
 from synthchain.tabular.profile import profile_frame
 from synthchain.tabular.verification.copies import copy_k, copy_summary, profile_counts
 
