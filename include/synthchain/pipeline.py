@@ -248,7 +248,7 @@ def profiling(ctx: RunContext, state: dict) -> dict:
                          _sc_created_in=pd.array([pd.NA] * len(train), dtype="Int64"))
     suite = modality.record_suite(spec, profile)
     try:
-        slices = targets.resolve(spec, data_columns(train))
+        slices = targets.resolve(spec, data_columns(train), getattr(modality, "error_slices", None))
     except targets.TargetError as exc:
         raise SpecError(f"{spec.name}: {exc}") from None
     pool = training_pool(ctx, state, train)
@@ -852,18 +852,13 @@ def slice_utility_batches(table: dict, slices: list[Slice], tolerance: float) ->
 
 def targets_table(record: dict) -> str:
     """The report's targets section: one row per slice with its rule, why, quota and what the rounds got."""
-    rows = [{"slice": s["name"], "rule": s["rule"], "why": _why(s.get("why") or {}), "quota": s["quota"],
+    rows = [{"slice": s["name"], "rule": s["rule"], "why": targets.why_words(s.get("why") or {}), "quota": s["quota"],
              "planned": s["planned"], "generated": s["generated"], "kept": s["kept"], "shortfall": s["shortfall"],
              "extra rounds": s["rounds"],
              "acceptance": f"{s['sampling']['acceptance_rate']:.3f} ({s['sampling']['method']})" if s.get("sampling")
              else "—"} for s in record["slices"]]
     return html_table(rows, ["slice", "rule", "why", "quota", "planned", "generated", "kept", "shortfall",
                              "extra rounds", "acceptance"])
-
-
-def _why(why: dict) -> str:
-    parts = [f"{k.replace('_', ' ')} {v}" for k, v in why.items()]
-    return "; ".join(parts) or "—"
 
 
 def _ancestors(ctx: RunContext, state: dict) -> list[dict]:

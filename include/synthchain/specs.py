@@ -380,6 +380,17 @@ class SliceSpec(_Strict):
     rows: int = Field(gt=0, le=10_000_000, description="kept synthetic rows wanted in this slice")
 
 
+class FromErrorsSpec(_Strict):
+    """Slices found where the real-only model errs: out-of-fold errors on the training rows (never the
+    holdout), a shallow tree over the error indicator, each leaf a readable rule (tabular/error_slices.py)."""
+
+    slices: int = Field(3, ge=1, le=20, description="at most this many slices, ranked by error mass")
+    rows: int = Field(500, gt=0, le=10_000_000, description="kept synthetic rows wanted in each")
+    folds: int = Field(5, ge=2, le=20)
+    max_depth: int = Field(3, ge=1, le=6)
+    min_rows: int = Field(20, ge=5, description="real training rows a slice holds at least")
+
+
 class TargetsSpec(_Strict):
     """What synthetic rows are for: label shares, named slices, and the rounds' budget.
 
@@ -392,6 +403,7 @@ class TargetsSpec(_Strict):
 
     rebalance: Literal["balanced"] | dict[str, float] | None = None
     slices: list[SliceSpec] = Field(default_factory=list)
+    from_errors: FromErrorsSpec | None = None
     max_rounds: int = Field(3, ge=0, le=20)
     max_draw_factor: float = Field(4.0, ge=1.0, le=100.0)
 
@@ -417,7 +429,7 @@ class TargetsSpec(_Strict):
 
     @property
     def targeted(self) -> bool:
-        return bool(self.rebalance or self.slices)
+        return bool(self.rebalance or self.slices or self.from_errors)
 
 
 class GenerationsSpec(_Strict):
@@ -598,6 +610,9 @@ class DatasetSpec(_Strict):
                 raise FieldError("task", "text specs support classification labels only")
             if self.label_column and self.label_column in self.text_columns:
                 raise FieldError("label_column", f"{self.label_column!r} is also a text column")
+        if self.targets.from_errors and self.modality != "tabular":
+            raise FieldError("targets.from_errors", "finding error slices is built for tabular specs; for text and "
+                                                    "code, declare slices (e.g. a label) under targets.slices")
         if self.targets.rebalance and (self.task != "classification" or not self.target):
             raise FieldError("targets.rebalance", "rebalancing labels needs a classification target")
         for i, piece in enumerate(self.targets.slices):

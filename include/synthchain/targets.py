@@ -7,11 +7,14 @@ as its quota. Shared by every modality (a text label or a code problem is a slic
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "between")
 WHOLE = "all"  # the one slice of a spec without targets
@@ -68,6 +71,14 @@ class Slice:
         return {"name": self.name, "rule": self.words(), "quota": self.quota,
                 "conditions": [{"column": c.column, "op": c.op, "value": _plain(c.value)} for c in self.conditions],
                 **({"why": self.why} if self.why else {})}
+
+
+WHY_SHOWN = ("rule", "real_rows", "real_share", "target_share", "error_rate", "overall_error_rate", "error_mass",
+             "permutation_p")  # what a table says of why a slice is there; the record keeps everything
+
+
+def why_words(why: dict[str, Any]) -> str:
+    return "; ".join(f"{k.replace('_', ' ')} {why[k]}" for k in WHY_SHOWN if k in why) or "—"
 
 
 def conditions_of(items: Iterable[Any]) -> tuple[Condition, ...]:
@@ -137,11 +148,13 @@ class TargetError(ValueError):
     """A target the real rows cannot support: an unknown column or label, a slice with no real rows."""
 
 
-def resolve(spec: Any, real: pd.DataFrame) -> list[Slice]:
+def resolve(spec: Any, real: pd.DataFrame, find_errors: Any = None) -> list[Slice]:
     """The spec's slices over the real training rows, each with its quota and why it is there.
 
     Refused (TargetError naming the slice) when a column is unknown or a slice holds no real row: a
-    generator cannot be asked for rows nobody has seen, and nothing could verify them.
+    generator cannot be asked for rows nobody has seen, and nothing could verify them. `find_errors`
+    (the modality's, for `targets.from_errors`) takes the spec and the same training rows: the holdout
+    is never an input to targeting.
     """
     targets = spec.targets
     if not targets.targeted:
@@ -162,6 +175,14 @@ def resolve(spec: Any, real: pd.DataFrame) -> list[Slice]:
                               "nothing to learn it from or verify it against")
         out.append(Slice(piece.name, conditions, piece.rows,
                          {"rule": "declared", "real_rows": n, "real_share": round(n / len(real), 6)}))
+    if targets.from_errors:
+        if find_errors is None:
+            raise TargetError(f"targets.from_errors: the {spec.modality} modality cannot find error slices")
+        found = find_errors(spec, real)
+        if not found:
+            log.warning("targets.from_errors: the real-only model's errors on %s show no slice clearly above "
+                        "the overall rate; no error slice is targeted", spec.name)
+        out += found
     names = [s.name for s in out]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:

@@ -27,6 +27,7 @@ from ..provenance import ProvenanceStore
 from ..provenance.models import DatasetVersion, GateRecord, PipelineRun
 from ..specs import discover_specs, load_spec
 from ..storage import Storage, StorageError
+from ..targets import why_words
 
 # Fields of metrics["summary"] that identify the version rather than measure it (shown elsewhere).
 _IDENTITY = {"dataset_version", "spec", "modality", "logical_date", "run_id", "run_kind", "generators", "line",
@@ -265,7 +266,7 @@ def render_version(store: ProvenanceStore, storage: Storage, version_id: int) ->
     if has_files:
         links += [f"<a href='files/gx_docs/index_{quote(g['hop'])}.html'>GX data docs: {_e(g['hop'])}</a>"
                   for g in v["gates"] if g.get("docs_uri")]
-    body = [f"<p><a href='../../'>← all datasets</a></p>",
+    body = ["<p><a href='../../'>← all datasets</a></p>",
             "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{val}</td></tr>" for k, val in facts.items()) + "</table>",
             f"<p>{' · '.join(links)}</p>" if links else "",
             "<h2>Gates</h2>", _gates_table(v["gates"], has_files),
@@ -282,7 +283,7 @@ def _targets_section(metrics: dict) -> list[str]:
     slices = [s for s in ((metrics.get("targets") or {}).get("slices") or []) if s["name"] != "all"]
     if not slices:
         return []
-    out = ["<h2>Targets</h2>", _table([{**s, "why": "; ".join(f"{k} {v}" for k, v in (s.get("why") or {}).items())}
+    out = ["<h2>Targets</h2>", _table([{**s, "why": why_words(s.get("why") or {})}
                                        for s in slices],
                                       ["name", "rule", "why", "quota", "planned", "generated", "kept", "shortfall",
                                        "rounds"])]

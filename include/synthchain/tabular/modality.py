@@ -18,10 +18,12 @@ from ..filters import RowFilter
 from ..generators import build_generator, effective_params, family_of
 from ..holdout import split_holdout
 from ..modality import HopData, Modality, Verified, data_columns
+from ..seeds import derive_seed
 from ..sources import SourceError
 from ..targets import from_json
 from .baselines import evaluate_slices
 from .columns import PLAN_ATTR, ColumnPlan, plan_columns
+from .error_slices import find_error_slices
 from .evaluation import evaluate
 from .expectations import as_profile_types, profile_expectations
 from .filters import FilterInput, LabelAgreementFilter, default_filters
@@ -105,6 +107,13 @@ class TabularModality(Modality):
 
     def record_suite(self, spec, profile: Profile) -> list[g.Expectation]:
         return profile_expectations(profile, strict=False, whole_table=not spec.targets.targeted)
+
+    def error_slices(self, spec, train: pd.DataFrame) -> list:
+        """`targets.from_errors`: where the real-only model errs on the training rows (out of fold)."""
+        settings = spec.targets.from_errors
+        return find_error_slices(train, spec.target, spec.task, n_slices=settings.slices, rows=settings.rows,
+                                 folds=settings.folds, max_depth=settings.max_depth, min_rows=settings.min_rows,
+                                 seed=derive_seed(spec.name, spec.seed, "from_errors"))
 
     # --- generation ------------------------------------------------------------------------------
     def build_generator(self, gen):
