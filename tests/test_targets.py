@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ensure_database
 from synthchain import rounds, targets
 from synthchain.gates import GateFailed
@@ -162,7 +161,7 @@ def test_targeting_reads_the_training_rows_only(tmp_path, loans, store, storage,
 
     seen = []
     original = targets.resolve
-    monkeypatch.setattr(pipeline.targets, "resolve", lambda spec, frame: seen.append(frame) or original(spec, frame))
+    monkeypatch.setattr(pipeline.targets, "resolve", lambda spec, frame, *rest: seen.append(frame) or original(spec, frame, *rest))
     spec = load_spec(_write(tmp_path, spec_dict(loans)))
     ctx = RunContext(spec, DAY, "targets__reads", "cli", storage, store)
     state = pipeline.begin(ctx)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 import pandas as pd
 
+from .generators import build_generator, effective_params, family_of
 from .seeds import derive_seed
 
 if TYPE_CHECKING:
@@ -141,16 +142,23 @@ class Modality(ABC):
     def record_suite(self, spec: "DatasetSpec", profile: Any) -> list["Expectation"]:
         """GX expectations for a batch of generated records (tolerant: filters have not run yet)."""
 
+    #: `targets.from_errors`: (spec, training rows) -> slices where the real-only model errs; None when the
+    #: modality cannot find them (the spec validator refuses from_errors there)
+    error_slices: Callable[[Any, pd.DataFrame], list] | None = None
+
     # --- generation ------------------------------------------------------------------------------
-    @abstractmethod
+    #: the modality's built-in generators by name (a spec's `impl`); any other name must be a registered plug-in
+    builtin_generators: ClassVar[dict[str, type]] = {}
+
     def build_generator(self, gen: "GeneratorSpec") -> Any:
         """An object with `fit(data, profile)` and `sample(n, seed)`."""
+        return build_generator(gen, self.builtin_generators)
 
-    @abstractmethod
-    def effective_params(self, gen: "GeneratorSpec") -> dict[str, Any]: ...
+    def effective_params(self, gen: "GeneratorSpec") -> dict[str, Any]:
+        return effective_params(gen, self.builtin_generators)
 
-    @abstractmethod
-    def generator_family(self, name: str) -> str: ...
+    def generator_family(self, name: str) -> str:
+        return family_of(name, self.builtin_generators)
 
     @abstractmethod
     def output_columns(self, profile: Any) -> list[str]:

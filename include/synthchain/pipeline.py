@@ -248,7 +248,7 @@ def profiling(ctx: RunContext, state: dict) -> dict:
                          _sc_created_in=pd.array([pd.NA] * len(train), dtype="Int64"))
     suite = modality.record_suite(spec, profile)
     try:
-        slices = targets.resolve(spec, data_columns(train), getattr(modality, "error_slices", None))
+        slices = targets.resolve(spec, data_columns(train), modality.error_slices)
     except targets.TargetError as exc:
         raise SpecError(f"{spec.name}: {exc}") from None
     pool = training_pool(ctx, state, train)
@@ -711,9 +711,11 @@ def _draw_round(ctx: RunContext, state: dict, round_: int, wanted: dict[str, int
 
 
 def quota_figures(accounts: list[dict], max_shortfall: float) -> tuple[g.Batch, dict[str, str]]:
-    """Each slice's shortfall share against the gate, and a sentence naming the slice for a failure."""
+    """Each targeted slice's shortfall share against the gate, and a sentence naming the slice for a failure."""
     figures, expectations, explain = {}, [], {}
     for row in accounts:
+        if row["name"] == WHOLE:  # a spec without targets: its shortfall is stated (report, metrics), not gated
+            continue
         column = f"{row['name']}.shortfall_share"
         figures[column] = row["shortfall_share"]
         expectations.append(g.threshold(column, max_value=max_shortfall))

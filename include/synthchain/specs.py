@@ -60,6 +60,14 @@ class FieldError(ValueError):
         self.field = field
 
 
+def _listed_once(items: list, what: str) -> list:
+    names = [item.name for item in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what} listed twice: {', '.join(dupes)}")
+    return items
+
+
 class _Strict(BaseModel):
     # strict: no bool or string taken as a number, no 3.0 as an int (a float field still takes an int)
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -421,11 +429,7 @@ class TargetsSpec(_Strict):
     @field_validator("slices")
     @classmethod
     def _unique_slices(cls, value: list[SliceSpec]) -> list[SliceSpec]:
-        names = [s.name for s in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"slice listed twice: {', '.join(dupes)}")
-        return value
+        return _listed_once(value, "slice")
 
     @property
     def targeted(self) -> bool:
@@ -544,11 +548,7 @@ class DatasetSpec(_Strict):
     @field_validator("generators")
     @classmethod
     def _unique_generators(cls, value: list[GeneratorSpec]) -> list[GeneratorSpec]:
-        names = [g.name for g in value]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"generator listed twice: {', '.join(dupes)}")
-        return value
+        return _listed_once(value, "generator")
 
     @model_validator(mode="before")
     @classmethod

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "between")
 WHOLE = "all"  # the one slice of a spec without targets
+MIN_QUOTA = 10  # a label rebalancing would give fewer rows is left alone: no figure can be judged on a handful
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def _rebalance(spec: Any, real: pd.DataFrame) -> list[Slice]:
     return [Slice(f"label_{slug(label)}", (Condition(spec.target, "==", _plain(label)),), q,
                   {"rule": "rebalance", "real_rows": int(counts[label]), "real_share": round(float(counts[label]) / total, 6),
                    "target_share": round(wanted.get(label, 0.0) / weight, 6)})
-            for label, q in quotas.items() if q > 0]
+            for label, q in quotas.items() if q >= MIN_QUOTA]
 
 
 def slug(value: Any) -> str:

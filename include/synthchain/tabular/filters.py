@@ -101,6 +101,9 @@ class PrivacyFilter(RowFilter):
         return Decision(~close, reasons, {"threshold": threshold, "too_close": int(close.sum())})
 
 
+REAL_FLAG_QUANTILE = 0.99  # in a slice, a synthetic row must look less real than 99% of the slice's real rows
+
+
 class OffDistributionFilter(RowFilter):
     """Train a real-vs-synthetic classifier; drop rows it calls synthetic with high confidence.
 
@@ -142,13 +145,16 @@ class OffDistributionFilter(RowFilter):
             proba[judged_idx] = fold_model.predict_proba(x[judged_idx])[:, 1]
             fit_rows = max(fit_rows, len(fit_idx))
         synth_p = proba[len(real):]
-        fake = synth_p >= self.threshold
-        reasons = np.array([f"real-vs-synthetic classifier says synthetic with p={p:.3f} >= {self.threshold}"
+        bar = self.threshold
+        if data.all_train is not None:  # one slice's rows: judged against what its real rows score themselves
+            bar = max(bar, float(np.quantile(proba[:len(real)], REAL_FLAG_QUANTILE)))
+        fake = synth_p >= bar
+        reasons = np.array([f"real-vs-synthetic classifier says synthetic with p={p:.3f} >= {bar:.3f}"
                             for p in synth_p], dtype=object)
         return Decision(~fake, reasons, {
             "detection_auc": float(roc_auc_score(y, proba)), "flagged": int(fake.sum()),
             "detection_real_rows": len(real), "detection_synthetic_rows": n, "detection_fit_rows": fit_rows,
-            "detection_sampled": sampled})
+            "detection_sampled": sampled, "threshold": bar})
 
 
 class LabelAgreementFilter(RowFilter):

@@ -15,7 +15,6 @@ import pandas as pd
 from .. import gates as g
 from ..collapse.monitors import MonitorInput
 from ..filters import RowFilter
-from ..generators import build_generator, effective_params, family_of
 from ..holdout import split_holdout
 from ..modality import HopData, Modality, Verified, data_columns
 from ..seeds import derive_seed
@@ -36,6 +35,7 @@ log = logging.getLogger(__name__)
 
 class TabularModality(Modality):
     name = "tabular"
+    builtin_generators = BUILTIN
 
     # --- profiling -------------------------------------------------------------------------------
     def load_real(self, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -116,15 +116,6 @@ class TabularModality(Modality):
                                  seed=derive_seed(spec.name, spec.seed, "from_errors"))
 
     # --- generation ------------------------------------------------------------------------------
-    def build_generator(self, gen):
-        return build_generator(gen, BUILTIN)
-
-    def effective_params(self, gen) -> dict[str, Any]:
-        return effective_params(gen, BUILTIN)
-
-    def generator_family(self, name: str) -> str:
-        return family_of(name, BUILTIN)
-
     def output_columns(self, profile: Profile) -> list[str]:
         return list(profile.columns)
 

@@ -18,7 +18,6 @@ import pandas as pd
 from .. import gates as g
 from ..collapse.monitors import MonitorInput
 from ..filters import RowFilter
-from ..generators import build_generator, effective_params, family_of
 from ..modality import HopData, Modality, Verified, data_columns
 from ..specs import stable_hash
 from . import monitors as _monitors  # noqa: F401  (registers the text collapse monitors)
@@ -103,6 +102,7 @@ def judge_texts(data: HopData, texts: list[str], checks: pd.DataFrame) -> dict[s
 
 class TextModality(Modality):
     name = "text"
+    builtin_generators = BUILTIN
 
     # --- profiling -------------------------------------------------------------------------------
     def load_real(self, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -130,15 +130,6 @@ class TextModality(Modality):
         return _suite(profile, spec, strict=False)
 
     # --- generation ------------------------------------------------------------------------------
-    def build_generator(self, gen):
-        return build_generator(gen, BUILTIN)
-
-    def effective_params(self, gen) -> dict[str, Any]:
-        return effective_params(gen, BUILTIN)
-
-    def generator_family(self, name: str) -> str:
-        return family_of(name, BUILTIN)
-
     def output_columns(self, profile: TextProfile) -> list[str]:
         return profile.columns
 

@@ -24,7 +24,10 @@ class RowEncoder:
                 values = to_float(frame[name])
                 lo, hi = np.nanpercentile(values, [1, 99]) if np.isfinite(values).any() else (0.0, 1.0)
                 scale = (hi - lo) or (np.nanstd(values) or 1.0)
-                self.plan.append((name, "continuous", (lo, scale, bool(np.isnan(values).any()))))
+                # the indicator is decided here, once: a slice's real rows may hold no missing value where
+                # its synthetic rows do, and both must be encoded with the same columns
+                can_miss = bool(np.isnan(values).any()) or bool(col.null_fraction)
+                self.plan.append((name, "continuous", (lo, scale, can_miss)))
             else:
                 top = frame[name].astype(str).value_counts().index[:MAX_ONE_HOT].tolist()
                 self.plan.append((name, "categorical", top))
@@ -38,7 +41,7 @@ class RowEncoder:
                 values = (to_float(frame[name]) - lo) / scale
                 missing = np.isnan(values)
                 blocks.append(np.nan_to_num(values, nan=0.0)[:, None])
-                if has_null or missing.any():
+                if has_null:
                     blocks.append(missing.astype(float)[:, None])
             else:
                 as_str = frame[name].astype(str).to_numpy()
