@@ -120,6 +120,7 @@ bench: install
 	.venv-bench/bin/pip install -q --no-deps -e .
 	.venv-bench/bin/python bench/copula_vs_sdv.py
 	$(DEMO_ENV) $(BIN)/python bench/scale_tabular.py
+	$(DEMO_ENV) $(BIN)/python bench/targeted_vs_baselines.py
 	.venv-bench/bin/python bench/metrics_vs_sdmetrics.py
 	$(BIN)/python bench/provenance_write.py
 	$(BIN)/python bench/neardup_vs_datasketch.py
