@@ -105,7 +105,7 @@ def split(lending_club):
 SLOW_FIRST = ["test_live_airflow.py", "test_publication_integrity.py", "test_dags.py", "test_make_airflow.py",
               "test_text_pipeline.py", "test_llm_dead_source.py",
               "test_llm_real.py", "test_live_celery.py", "test_collapse.py", "test_ui_browser.py", "test_pipeline.py",
-              "test_bad_inputs.py"]
+              "test_bad_inputs.py", "test_targets.py"]
 
 
 def pytest_collection_modifyitems(items):
