@@ -542,7 +542,7 @@ def filtering(ctx: RunContext, state: dict) -> dict:
     slices = _slices(ctx, state)
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
     checks = ctx.storage.read_parquet(state["checks_uri"])
-    planned = rounds.counts(synthetic)
+    planned = {s.name: s.quota for s in slices}  # round 0's plan: each quota, split over its shards
     sampling = _round0_sampling(ctx)
     keep, dropped, metrics = _filter_pool(ctx, state, synthetic, checks, slices)
     verified, used, out = None, {}, {}  # verified: the last round's verification batches
