@@ -596,7 +596,7 @@ def filtering(ctx: RunContext, state: dict) -> dict:
         *kept_batches,
         g.Batch("metrics", g.metrics_frame(summary), [
             g.threshold("kept_fraction", min_value=1.0 - spec.gates.max_drop_fraction)]),
-        quotas,
+        *([quotas] if quotas.expectations else []),  # a spec without targets has no quota to gate
         *[replace(b, name=f"pool_{b.name}") for b in verified or []],
     ], explain)
     return out
