@@ -7,9 +7,10 @@ from sklearn.metrics import average_precision_score, f1_score, precision_score, 
 from sklearn.model_selection import train_test_split
 from sklearn.utils.class_weight import compute_sample_weight
 from synthchain import report
+from synthchain import slice_scores
 from synthchain.tabular import baselines as bl
 from synthchain.tabular.evaluation import fit_predict
-from synthchain.tabular.report import slice_table_section
+from synthchain.report import slice_table_section
 from synthchain.targets import Condition, Slice
 
 TARGET = "Attrition"
@@ -84,15 +85,15 @@ def test_rows_name_the_best_model_and_the_blends_differences(result):
     for row in result["rows"]:
         if not row["judged"]:
             continue
-        for metric in bl.COMPARED:
+        for metric in slice_scores.COMPARED:
             points = {m: f["point"] for m, f in row["metrics"][metric].items()}
             assert points[row["best"][metric]] == max(points.values())
             gain = row["gain_over_best_baseline"][metric]
-            assert gain["point"] == pytest.approx(points["blend"] - max(points[m] for m in bl.BASELINES))
-            assert points[gain["baseline"]] == max(points[m] for m in bl.BASELINES)
+            assert gain["point"] == pytest.approx(points["blend"] - max(points[m] for m in slice_scores.BASELINES))
+            assert points[gain["baseline"]] == max(points[m] for m in slice_scores.BASELINES)
             assert row["blend_minus_real"][metric]["point"] == pytest.approx(points["blend"] - points["real"])
         for figures in row["metrics"].values():
-            assert set(figures) == set(bl.MODELS)
+            assert set(figures) == set(slice_scores.MODELS)
             assert all(f["ci"][0] <= f["ci"][1] for f in figures.values())
     overtime = _row(result, "overtime")
     assert overtime["judged"] and (overtime["holdout_rows"], overtime["positives"]) == (102, 30)
@@ -208,12 +209,12 @@ def test_one_vs_rest_matches_scikit_learn(metric):
     pred = scores if metric == "pr_auc" else scores >= 0.6
     sk = {"pr_auc": average_precision_score, "f1": f1_score, "precision": precision_score,
           "recall": recall_score}[metric]
-    scorer = bl.OneVsRest(truth, metric)
+    scorer = slice_scores.OneVsRest(truth, metric)
     assert scorer.point(pred) == pytest.approx(sk(truth, pred), abs=1e-12)
     idx = rng.integers(0, n, size=(5, n))
     assert scorer.resampled(pred, idx) == pytest.approx([sk(truth[i], pred[i]) for i in idx], abs=1e-12)
     # undefined, not 0: recall and PR-AUC without a row of the class, precision without a predicted one
-    assert np.isnan(bl.OneVsRest(np.zeros(n, dtype=bool), metric).point(pred)) == (metric in ("recall", "pr_auc"))
+    assert np.isnan(slice_scores.OneVsRest(np.zeros(n, dtype=bool), metric).point(pred)) == (metric in ("recall", "pr_auc"))
     if metric != "pr_auc":
         assert np.isnan(scorer.point(np.zeros(n, dtype=bool))) == (metric == "precision")
 

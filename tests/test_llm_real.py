@@ -60,6 +60,12 @@ def test_fine_foods_with_llm_sources_through_dag_test(llm_env):
     llm_rows = data.loc[data["_sc_generator"].astype(str).str.startswith("smollm2")]
     assert (llm_rows["_sc_model"] == "smollm2-135m-instruct").all()
     assert llm_rows["_sc_strategy"].isin(["self_instruct@1.0", "evol_instruct@1.0"]).all()
+    # the spec aims at the label the real-only label model gets wrong most; every source wrote for it
+    (aimed,) = metrics["targets"]["slices"]
+    assert aimed["why"]["kind"] == "label" and aimed["quota"] == 40 and aimed["rule"] == "score == 'other'"
+    synthetic = data.loc[data["_sc_origin"] == "synthetic"]
+    assert (synthetic["score"] == "other").all() and (synthetic["_sc_target"] == aimed["name"]).all()
+    assert {r["name"] for r in metrics["evaluation"]["slices"]["rows"]} >= {"great", "other", aimed["name"]}
 
 
 def test_verified_code_by_rejection_sampling_through_dag_test(llm_env):

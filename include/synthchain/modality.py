@@ -109,10 +109,13 @@ class Verified:
 
 
 class Modality(ABC):
+    """One kind of data. Subclasses live in their own subpackage and register in `modalities.py`."""
+
     #: per-row checks that travel with kept rows as `_sc_<name>` lineage (e.g. code's execution verdict)
     lineage_checks: tuple[str, ...] = ()
-
-    """One kind of data. Subclasses live in their own subpackage and register in `modalities.py`."""
+    #: verification figures about the real records' privacy: in a targeted run they are gated on the whole pool
+    #: as well as per slice (a slice's fidelity is judged against its own real rows only)
+    privacy_metrics: tuple[str, ...] = ()
 
     name: ClassVar[str]
 
@@ -159,6 +162,12 @@ class Modality(ABC):
 
     def generator_family(self, name: str) -> str:
         return family_of(name, self.builtin_generators)
+
+    def aim_top_up(self, spec: "DatasetSpec", piece: Any, train: pd.DataFrame, synthetic: pd.DataFrame,
+                   kept: np.ndarray) -> Any:
+        """The slice a top-up round draws `piece`'s rows from, given the pool so far (`kept`: its rows kept).
+        Default: the slice itself. Rows drawn keep `piece`'s name and are verified against `piece`."""
+        return piece
 
     @abstractmethod
     def output_columns(self, profile: Any) -> list[str]:

@@ -9,6 +9,7 @@ import io
 import math
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -159,3 +160,74 @@ def html_page(title: str, body: str) -> str:
              "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>" \
            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+
+
+# --- per class and slice against the baselines ---------------------------------------------------------
+
+MODEL_NAMES = {"real": "real", "weighted": "weighted", "smote": "SMOTE", "blend": "blend"}
+SLICE_METRICS = {"pr_auc": "PR-AUC", "f1": "F1", "precision": "precision", "recall": "recall"}
+
+
+def slice_table_section(result: dict) -> str:
+    """Rare classes and slices against the cheap baselines (slice_scores; a modality's evaluate_slices): one table, a row per
+    class or slice and metric, each model's point and 95% interval, the best model and the blend's gains;
+    a row too small to judge says so."""
+    if "skipped" in result:
+        return f"<p>Not evaluated: {html.escape(result['skipped'])}</p>"
+    columns = ["class or slice", "holdout rows (of the class)", "metric", *MODEL_NAMES.values(), "best", "blend − real",
+               "blend − best baseline"]
+    rows = []
+    for row in result["rows"]:
+        head = {"class or slice": _slice_row_name(row),
+                "holdout rows (of the class)": f"{row['holdout_rows']} ({row['positives']})"}
+        if not row["judged"]:
+            rows.append({**head, "metric": f"not judged: {row['reason']}"})
+            continue
+        for metric, label in SLICE_METRICS.items():
+            figures = row["metrics"][metric]
+            line = {**head, "metric": label,
+                    **{MODEL_NAMES[m]: _with_interval(figures[m]) if m in figures else "—" for m in MODEL_NAMES}}
+            if metric in row["best"]:
+                gain = row["gain_over_best_baseline"][metric]
+                line.update({"best": MODEL_NAMES.get(row["best"][metric], "—"),
+                             "blend − real": _with_interval(row["blend_minus_real"][metric], signed=True),
+                             "blend − best baseline": f"{_with_interval(gain, signed=True)} "
+                                                      f"(vs {MODEL_NAMES.get(gain['baseline'], '—')})"})
+            rows.append(line)
+    return f"<p>{html.escape(_slice_note(result))}</p>" + html_table(rows, columns)
+
+
+def _slice_row_name(row: dict) -> str:
+    if row["kind"] == "class":
+        return f"class {row['class']}"
+    return f"slice {row['name']} ({row['rule']}), class {row['class']}"
+
+
+def _with_interval(figure: dict, signed: bool = False) -> str:
+    point, (lo, hi) = figure["point"], figure["ci"]
+    if not np.isfinite(point):
+        return "undefined"
+    fmt = "{:+.3f}" if signed else "{:.3f}"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return fmt.format(point) + " (no interval)"
+    return f"{fmt.format(point)} ({fmt.format(lo)} to {fmt.format(hi)})"
+
+
+def _slice_note(result: dict) -> str:
+    """How the table was made: the learner, the decision, each model's threshold, what SMOTE did."""
+    models, smote = result["models"], result.get("smote")
+    thresholds = "; ".join(f"{MODEL_NAMES[m]} {info['threshold']:.3f}" for m, info in models.items()
+                           if "threshold" in info)
+    parts = [f"Every model is {result['learner']['model']} (chosen on the real training rows) scored on "
+             f"{result['holdout_rows']} holdout rows. Decision: {result['decision']}."]
+    if thresholds:
+        parts.append(f"Thresholds: {thresholds}.")
+    if smote is not None:  # a modality without SMOTE (text) has no such entry
+        parts.append(f"{smote['method']}: {smote['generated_rows']} rows made" if smote["ran"] else
+                     f"{smote['method']} did not run, so there is no SMOTE model")
+        parts[-1] += f" ({smote['note']})." if smote["note"] else "."
+    boot = result["bootstrap"]
+    parts.append(f"Slices are scored on class {result['positive']!r}. Intervals: {boot['confidence']:.0%} paired "
+                 f"bootstrap ({boot['resamples']} resamples of each row's holdout rows, the same for every "
+                 f"model); a row with fewer than {result['min_holdout_rows']} holdout rows is not judged.")
+    return " ".join(parts)

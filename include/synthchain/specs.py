@@ -390,10 +390,14 @@ class SliceSpec(_Strict):
 
 class FromErrorsSpec(_Strict):
     """Slices found where the real-only model errs: out-of-fold errors on the training rows (never the
-    holdout), a shallow tree over the error indicator, each leaf a readable rule (tabular/error_slices.py)."""
+    holdout). Tabular: a shallow tree over the error indicator, each leaf a readable rule
+    (tabular/error_slices.py); text: the labels the label model gets wrong most (text/error_slices.py;
+    `max_depth` is not used)."""
 
     slices: int = Field(3, ge=1, le=20, description="at most this many slices, ranked by error mass")
-    rows: int = Field(500, gt=0, le=10_000_000, description="kept synthetic rows wanted in each")
+    rows: int | None = Field(None, gt=0, le=10_000_000,
+                             description="kept synthetic rows wanted in each; by default target_rows is split over "
+                                         "the slices found, in proportion to their error mass")
     folds: int = Field(5, ge=2, le=20)
     max_depth: int = Field(3, ge=1, le=6)
     min_rows: int = Field(20, ge=5, description="real training rows a slice holds at least")
@@ -610,9 +614,12 @@ class DatasetSpec(_Strict):
                 raise FieldError("task", "text specs support classification labels only")
             if self.label_column and self.label_column in self.text_columns:
                 raise FieldError("label_column", f"{self.label_column!r} is also a text column")
-        if self.targets.from_errors and self.modality != "tabular":
-            raise FieldError("targets.from_errors", "finding error slices is built for tabular specs; for text and "
-                                                    "code, declare slices (e.g. a label) under targets.slices")
+        if self.targets.from_errors and self.modality == "code":
+            raise FieldError("targets.from_errors", "code specs aim at hard problems on their own: top-up rounds give "
+                                                    "more candidates to the problems with the lowest pass rate; to "
+                                                    "ask for given problems, declare targets.slices over the task id")
+        if self.targets.from_errors and self.modality == "text" and not self.label_column:
+            raise FieldError("targets.from_errors", "finding the labels a classifier gets wrong needs label_column")
         if self.targets.rebalance and (self.task != "classification" or not self.target):
             raise FieldError("targets.rebalance", "rebalancing labels needs a classification target")
         for i, piece in enumerate(self.targets.slices):

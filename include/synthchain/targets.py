@@ -183,12 +183,30 @@ def resolve(spec: Any, real: pd.DataFrame, find_errors: Any = None) -> list[Slic
         if not found:
             log.warning("targets.from_errors: the real-only model's errors on %s show no slice clearly above "
                         "the overall rate; no error slice is targeted", spec.name)
+        elif targets.from_errors.rows is None:
+            found = share_quota(found, spec.target_rows)
         out += found
+    if not out:  # nothing to aim at (from_errors found no slice): the run still makes target_rows, as a plain spec
+        return [Slice(WHOLE, (), spec.target_rows, {"rule": "target_rows", "real_rows": len(real),
+                                                    "note": "targets found no slice: the whole table"})]
     names = [s.name for s in out]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
         raise TargetError(f"targets: slice name(s) {clash} used twice (rebalance names its slices label_<label>)")
     return out
+
+
+def share_quota(slices: Sequence[Slice], total: int) -> list[Slice]:
+    """`total` kept rows split over slices found from errors, in proportion to their error mass (largest
+    remainder; each at least one row)."""
+    weights = np.array([max(float(s.why.get("error_mass") or 0.0), 0.0) for s in slices])
+    if weights.sum() <= 0:
+        weights = np.ones(len(slices))
+    raw = weights / weights.sum() * total
+    quotas = np.floor(raw).astype(int)
+    for i in np.argsort(-(raw - quotas), kind="stable")[: total - quotas.sum()]:
+        quotas[i] += 1
+    return [Slice(s.name, s.conditions, max(int(q), 1), s.why) for s, q in zip(slices, quotas)]
 
 
 def _rebalance(spec: Any, real: pd.DataFrame) -> list[Slice]:

@@ -14,6 +14,7 @@ Stage I/O (beyond the pipeline's own artefacts):
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..filters import Decision, RowFilter
 from ..holdout import split_holdout
 from ..modality import HopData, Verified, data_columns
 from ..sources import SourceError, read_source
+from ..targets import Condition, Slice
 from ..text.diversity import diversity_report
 from ..text.filters import ContaminationFilter, ExactTextDedup, TextFilterInput
 from ..text.modality import TextModality, cached_embeddings
@@ -33,6 +35,8 @@ from ..text.tokens import text_hashes, tokenize_all
 from .evaluation import evaluate_code
 from .execution import execute
 from .passk import mean_pass, pass_table
+
+log = logging.getLogger(__name__)
 
 
 class ExecutionFilter(RowFilter):
@@ -66,6 +70,27 @@ def rejected_attempts(data: HopData, task_column: str) -> pd.DataFrame:
 class CodeModality(TextModality):
     name = "code"
     lineage_checks = ("verdict",)
+
+    # --- rounds: adaptive k ----------------------------------------------------------------------
+    def aim_top_up(self, spec, piece: Slice, train: pd.DataFrame, synthetic: pd.DataFrame, kept: np.ndarray) -> Slice:
+        """Adaptive k: a top-up round gives more candidates to the slice's problems with the lowest pass rate so
+        far (kept / tried, at or below the lowest quartile; a problem every candidate of which was rejected
+        unparsed has tried 0 and rate 0), and none to the rest: a solved problem's k is left as it was. A slice
+        that names its problems already (a condition on the task column) is drawn as declared."""
+        task = spec.code.task_column
+        if any(c.column == task for c in piece.conditions) or synthetic.empty:
+            return piece
+        problems = train.loc[piece.mask(train), task].astype(str).unique()
+        mine = synthetic["_sc_target"].to_numpy() == piece.name
+        tried = synthetic.loc[mine, task].astype(str).value_counts()
+        passed = synthetic.loc[mine & np.asarray(kept, dtype=bool), task].astype(str).value_counts()
+        rate = pd.Series({p: passed.get(p, 0) / tried[p] if tried.get(p, 0) else 0.0 for p in problems}, dtype=float)
+        hard = sorted(rate.index[rate <= rate.quantile(0.25)]) if len(rate) else []
+        if not hard or len(hard) == len(problems):
+            return piece
+        log.info("adaptive k: slice %s tops up %d of %d problems (pass rate so far <= %.2f)", piece.name, len(hard),
+                 len(problems), float(rate.quantile(0.25)))
+        return Slice(piece.name, (*piece.conditions, Condition(task, "in", tuple(hard))), piece.quota, piece.why)
 
     def _columns(self, spec) -> list[str]:
         c = spec.code

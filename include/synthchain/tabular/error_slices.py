@@ -87,7 +87,7 @@ from scipy.stats import binom
 from sklearn.tree import DecisionTreeClassifier
 
 from ..targets import Condition, Slice
-from .baselines import _tuned_threshold
+from ..slice_scores import tuned_threshold
 from .evaluation import CV_MAX_ROWS, LEARNER_MODELS, _folds, _labels, bounded_sample, choose_learner, fit_predict
 
 DEFAULT_ROWS = 1000  # a slice's quota of kept synthetic rows when the caller names none
@@ -179,7 +179,7 @@ def cross_validated_errors(train: pd.DataFrame, target: str, task: str, *, folds
         decision = (f"absolute error above its {REGRESSION_QUANTILE:.0%} quantile ({cut:.6g}) over the "
                     "out-of-fold predictions")
     elif binary:
-        threshold, _ = _tuned_threshold(y == positive, scores)
+        threshold, _ = tuned_threshold(y == positive, scores)
         other = next(c for c in counts.index if c != positive)
         predicted = np.where(scores >= threshold, positive, other).astype(object)
         error = predicted != y

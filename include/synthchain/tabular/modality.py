@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 class TabularModality(Modality):
     name = "tabular"
     builtin_generators = BUILTIN
+    privacy_metrics = ("dcr_closer_share",)
 
     # --- profiling -------------------------------------------------------------------------------
     def load_real(self, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -111,7 +112,7 @@ class TabularModality(Modality):
     def error_slices(self, spec, train: pd.DataFrame) -> list:
         """`targets.from_errors`: where the real-only model errs on the training rows (out of fold)."""
         settings = spec.targets.from_errors
-        return find_error_slices(train, spec.target, spec.task, n_slices=settings.slices, rows=settings.rows,
+        return find_error_slices(train, spec.target, spec.task, n_slices=settings.slices, rows=settings.rows or 1,
                                  folds=settings.folds, max_depth=settings.max_depth, min_rows=settings.min_rows,
                                  seed=derive_seed(spec.name, spec.seed, "from_errors"))
 
@@ -223,8 +224,8 @@ class TabularModality(Modality):
             dcr_plot,
             distributions_plot,
             missing_values_plot,
-            slice_table_section,
         )
+        from ..report import slice_table_section
 
         evaluation = data.storage.read_json(data.uri("evaluation_uri")) if "evaluation_uri" in data.state else {}
         per_slice = [("Per class and slice, against class weights and SMOTE-NC",

@@ -1,6 +1,6 @@
 """Tabular report sections: per-column distributions, associations, missing values, distance to closest
-record, how each source column was handled, and rare classes and slices against class weights and SMOTE
-(baselines.py). The page around them is report.py's."""
+record and how each source column was handled. The page around them, and the table of rare classes and
+slices against class weights and SMOTE (baselines.py), are report.py's."""
 from __future__ import annotations
 
 import html
@@ -135,69 +135,3 @@ def column_handling_table(profile: Profile) -> str:
                                                                       "published column"])
 
 
-MODEL_NAMES = {"real": "real", "weighted": "weighted", "smote": "SMOTE", "blend": "blend"}
-SLICE_METRICS = {"pr_auc": "PR-AUC", "f1": "F1", "precision": "precision", "recall": "recall"}
-
-
-def slice_table_section(result: dict) -> str:
-    """Rare classes and slices against the cheap baselines (baselines.evaluate_slices): one table, a row per
-    class or slice and metric, each model's point and 95% interval, the best model and the blend's gains;
-    a row too small to judge says so."""
-    if "skipped" in result:
-        return f"<p>Not evaluated: {html.escape(result['skipped'])}</p>"
-    columns = ["class or slice", "holdout rows (of the class)", "metric", *MODEL_NAMES.values(), "best", "blend − real",
-               "blend − best baseline"]
-    rows = []
-    for row in result["rows"]:
-        head = {"class or slice": _slice_row_name(row),
-                "holdout rows (of the class)": f"{row['holdout_rows']} ({row['positives']})"}
-        if not row["judged"]:
-            rows.append({**head, "metric": f"not judged: {row['reason']}"})
-            continue
-        for metric, label in SLICE_METRICS.items():
-            figures = row["metrics"][metric]
-            line = {**head, "metric": label,
-                    **{MODEL_NAMES[m]: _with_interval(figures[m]) if m in figures else "—" for m in MODEL_NAMES}}
-            if metric in row["best"]:
-                gain = row["gain_over_best_baseline"][metric]
-                line.update({"best": MODEL_NAMES.get(row["best"][metric], "—"),
-                             "blend − real": _with_interval(row["blend_minus_real"][metric], signed=True),
-                             "blend − best baseline": f"{_with_interval(gain, signed=True)} "
-                                                      f"(vs {MODEL_NAMES.get(gain['baseline'], '—')})"})
-            rows.append(line)
-    return f"<p>{html.escape(_slice_note(result))}</p>" + html_table(rows, columns)
-
-
-def _slice_row_name(row: dict) -> str:
-    if row["kind"] == "class":
-        return f"class {row['class']}"
-    return f"slice {row['name']} ({row['rule']}), class {row['class']}"
-
-
-def _with_interval(figure: dict, signed: bool = False) -> str:
-    point, (lo, hi) = figure["point"], figure["ci"]
-    if not np.isfinite(point):
-        return "undefined"
-    fmt = "{:+.3f}" if signed else "{:.3f}"
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return fmt.format(point) + " (no interval)"
-    return f"{fmt.format(point)} ({fmt.format(lo)} to {fmt.format(hi)})"
-
-
-def _slice_note(result: dict) -> str:
-    """How the table was made: the learner, the decision, each model's threshold, what SMOTE did."""
-    models, smote = result["models"], result["smote"]
-    thresholds = "; ".join(f"{MODEL_NAMES[m]} {info['threshold']:.3f}" for m, info in models.items()
-                           if "threshold" in info)
-    parts = [f"Every model is {result['learner']['model']} (chosen on the real training rows) scored on "
-             f"{result['holdout_rows']} holdout rows. Decision: {result['decision']}."]
-    if thresholds:
-        parts.append(f"Thresholds: {thresholds}.")
-    parts.append(f"{smote['method']}: {smote['generated_rows']} rows made" if smote["ran"] else
-                 f"{smote['method']} did not run, so there is no SMOTE model")
-    parts[-1] += f" ({smote['note']})." if smote["note"] else "."
-    boot = result["bootstrap"]
-    parts.append(f"Slices are scored on class {result['positive']!r}. Intervals: {boot['confidence']:.0%} paired "
-                 f"bootstrap ({boot['resamples']} resamples of each row's holdout rows, the same for every "
-                 f"model); a row with fewer than {result['min_holdout_rows']} holdout rows is not judged.")
-    return " ".join(parts)

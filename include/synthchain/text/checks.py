@@ -36,11 +36,11 @@ def unknown_char_share(text: str, charset: set[str]) -> float:
     return sum(c not in charset for c in text) / len(text)
 
 
-def label_model(texts: list[str], labels: list[str], seed: int = 0):
+def label_model(texts: list[str], labels: list[str], seed: int = 0, class_weight: str | None = "balanced"):
     """TF-IDF + logistic regression on real texts: the label-consistency judge (and the downstream model)."""
     model = make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=50_000, sublinear_tf=True),
-        LogisticRegression(max_iter=2000, C=4.0, class_weight="balanced", random_state=seed % 2**32))
+        LogisticRegression(max_iter=2000, C=4.0, class_weight=class_weight, random_state=seed % 2**32))
     return model.fit(texts, labels)
 
 

@@ -1,7 +1,11 @@
 """Text generators: the batched, asynchronous contract and the offline n-gram built-in.
 
 `sample(n, seed)` plans n requests (labels apportioned by the real label shares, one
-derived seed per request) and runs them in batches. A generator that calls a model
+derived seed per request) and runs them in batches. `sample(n, seed, conditions=...)` aims at a
+slice: conditions on the label column choose the labels planned (in their real shares), so a
+rare label is written for, not fished out of the whole distribution; conditions on other columns
+choose the real seeds a generator that shows seeds draws from, and every row is checked against
+the whole slice afterwards (generators.sample_in_slice). A generator that calls a model
 over the network overrides the coroutine `agenerate(batch)` and sets
 `max_concurrency`; a local one overrides `generate(batch)`. A failed request is kept
 with its reason (`failures_`), never turned into an empty row.
@@ -19,6 +23,7 @@ import pandas as pd
 from ..catalog import BUILTIN_GENERATORS
 from ..generators import Generator, GeneratorError
 from ..seeds import derive_seed
+from ..targets import Condition
 from .ngram import KneserNeyLM, detokenize
 from .profile import TextProfile
 from .tokens import tokenize_all
@@ -59,15 +64,36 @@ def apportion(shares: dict[str, float], n: int, seed: int) -> list[str | None]:
 
 
 class TextGenerator(Generator):
-    """fit(real records, TextProfile) / sample(n, seed) -> records with the profile's columns."""
+    """fit(real records, TextProfile) / sample(n, seed[, conditions]) -> records with the profile's columns."""
 
     batch_size: int = 256
     max_concurrency: int = 1
+    can_condition = True  # on the label column; other conditions are verified by rejection
 
     def fit(self, data: pd.DataFrame, profile: TextProfile) -> "TextGenerator":
         self.profile_ = profile
         self.columns_ = profile.columns
+        # the label column's own values, so that a condition compares like with like (labels are str in the profile)
+        self.label_values_ = {str(v): v for v in data[profile.label_column].dropna().unique()} \
+            if profile.label_column else {}
         return self._fit(data, profile)
+
+    def label_shares(self, conditions: tuple[Condition, ...] = ()) -> dict[str, float]:
+        """The real label shares, kept to the labels the conditions on the label column allow."""
+        shares = self.profile_.labels
+        on_label = [c for c in conditions if c.column == self.profile_.label_column]
+        if not on_label or not shares:
+            return shares
+        values = pd.DataFrame({self.profile_.label_column: [self.label_values_.get(k, k) for k in sorted(shares)]})
+        allowed = np.ones(len(values), dtype=bool)
+        for condition in on_label:
+            allowed &= condition.mask(values)
+        kept = {k: shares[k] for k, ok in zip(sorted(shares), allowed) if ok}
+        if not kept:
+            rule = " and ".join(c.words() for c in on_label)
+            raise GeneratorError(f"no label of {sorted(shares)} meets {rule}")
+        total = sum(kept.values())
+        return {k: v / total for k, v in kept.items()}
 
     def _fit(self, data: pd.DataFrame, profile: TextProfile) -> "TextGenerator":
         return self
@@ -79,13 +105,13 @@ class TextGenerator(Generator):
         """Local generators run in a worker thread so that batches of remote ones can overlap."""
         return await asyncio.to_thread(self.generate, batch)
 
-    def plan(self, n: int, seed: int) -> list[TextRequest]:
-        labels = apportion(self.profile_.labels, n, derive_seed(seed, "labels"))
+    def plan(self, n: int, seed: int, conditions: tuple[Condition, ...] = ()) -> list[TextRequest]:
+        labels = apportion(self.label_shares(conditions), n, derive_seed(seed, "labels"))
         return [TextRequest(i, derive_seed(seed, i), label) for i, label in enumerate(labels)]
 
-    async def asample(self, n: int, seed: int) -> pd.DataFrame:
+    async def asample(self, n: int, seed: int, conditions: tuple[Condition, ...] = ()) -> pd.DataFrame:
         self._check_fitted()
-        requests = self.plan(n, seed)
+        requests = self.plan(n, seed, tuple(conditions))
         limit = asyncio.Semaphore(self.max_concurrency)
 
         async def run(batch):
@@ -96,8 +122,8 @@ class TextGenerator(Generator):
         results = [r for part in await asyncio.gather(*(run(b) for b in batches)) for r in part]
         return self._to_frame(requests, results)
 
-    def sample(self, n: int, seed: int) -> pd.DataFrame:
-        return asyncio.run(self.asample(n, seed))
+    def sample(self, n: int, seed: int, conditions: tuple[Condition, ...] = ()) -> pd.DataFrame:
+        return asyncio.run(self.asample(n, seed, tuple(conditions)))
 
     def _to_frame(self, requests: list[TextRequest], results: list[TextResult]) -> pd.DataFrame:
         profile = self.profile_

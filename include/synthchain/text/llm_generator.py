@@ -7,6 +7,12 @@ never pickled with the fitted generator. Each record carries its provenance (mod
 strategy, temperature, attempt) as `_sc_*` lineage columns; each rejected or failed
 request is kept in `failures_` with its reason; `stats_` counts calls, cache hits/misses,
 retries and rejections by reason.
+
+Aimed at a slice (`sample(n, seed, conditions)`), requests are planned for the slice's labels only,
+few-shot seeds and seeds to evolve are drawn from the real records of the slice, and a slice with
+conditions beyond its label is stated in the prompt in words. Distillation cannot choose the
+teacher's label, so it labels the inputs a classifier trained on the real records rates most likely
+to be in the slice's labels first; the pipeline rejects the rest.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from ..llm.endpoint import STRUCTURED_MODES, resolve_endpoint
 from ..seeds import derive_seed
 from ..sources import read_source
 from ..specs import SourceSpec
+from ..targets import Condition
 from .generators import TextGenerator, TextRequest, TextResult, apportion
 from .profile import TextProfile
 from .strategies import Critique, Item, Strategy, get_strategy
@@ -115,24 +122,64 @@ class OpenAICompatibleGenerator(TextGenerator):
         return [{r: str(v) for r, v in zip(columns, row)} for row in frame[list(columns.values())].itertuples(index=False)]
 
     # --- plan ------------------------------------------------------------------------------------
-    def plan(self, n: int, seed: int) -> list[TextRequest]:
+    def plan(self, n: int, seed: int, conditions: tuple[Condition, ...] = ()) -> list[TextRequest]:
         name = self.strategy_name
+        self._aim(conditions)
         if name == "code_solution":  # rejection sampling: every problem in turn, k = attempts per problem
-            problems = [p for pool in self.pool_.values() for p in pool]
+            problems = [p for pool in self._pools.values() for p in pool]
             order = np.random.default_rng(derive_seed(seed, "problems")).permutation(len(problems))
             return [TextRequest(i, derive_seed(seed, i), None, attempt=i // len(problems),
                                 payload={"problem": problems[order[i % len(problems)]]["_record"]}) for i in range(n)]
         if name == "distill":
-            order = np.random.default_rng(derive_seed(seed, "inputs")).permutation(len(self.inputs_))
+            order = self._input_order(seed, conditions)
             return [TextRequest(i, derive_seed(seed, i), None, attempt=i // len(order),
                                 payload={"input": self.inputs_[order[i % len(order)]]}) for i in range(n)]
-        labels = apportion(self.profile_.labels, n, derive_seed(seed, "labels"))
+        labels = apportion(self.label_shares(conditions), n, derive_seed(seed, "labels"))
         return [TextRequest(i, derive_seed(seed, i), label) for i, label in enumerate(labels)]
+
+    def _aim(self, conditions: tuple[Condition, ...]) -> None:
+        """The real records requests draw from: those of the slice (every record without conditions)."""
+        self._rule = None
+        if not conditions:
+            self._pools = self.pool_
+            return
+        self._pools = {}
+        for label, pool in self.pool_.items():
+            frame = pd.DataFrame([p["_record"] for p in pool])
+            keep = np.ones(len(frame), dtype=bool)
+            for condition in conditions:
+                if condition.column in frame.columns:
+                    keep &= condition.mask(frame)
+            if keep.any():
+                self._pools[label] = [p for p, ok in zip(pool, keep) if ok]
+        if not self._pools:
+            rule = " and ".join(c.words() for c in conditions)
+            raise GeneratorError(f"none of the real records kept as seeds meets {rule}")
+        beyond_label = [c for c in conditions if c.column != self.profile_.label_column]
+        self._rule = " and ".join(c.words() for c in beyond_label) or None
+
+    def _input_order(self, seed: int, conditions: tuple[Condition, ...]) -> np.ndarray:
+        """Distillation's inputs in a seeded order; aimed at labels, those a real-trained classifier rates most
+        likely to be in them come first (the teacher decides the label; rows outside the slice are rejected)."""
+        order = np.random.default_rng(derive_seed(seed, "inputs")).permutation(len(self.inputs_))
+        allowed = set(self.label_shares(conditions)) if conditions else set()
+        if not allowed or allowed == set(self.profile_.labels):
+            return order
+        from .checks import label_model  # scikit-learn, only for an aimed distillation
+
+        roles = self.strategy_.roles
+        texts = [" ".join(p[r] for r in roles) for pool in self.pool_.values() for p in pool]
+        labels = [label for label, pool in self.pool_.items() for _ in pool]
+        model = label_model(texts, labels, derive_seed(seed, "aim"))
+        proba = model.predict_proba([" ".join(self.inputs_[i].get(r, "") for r in roles) for i in order])
+        likely = proba[:, [k for k, c in enumerate(model.classes_) if c in allowed]].sum(axis=1)
+        return order[np.argsort(-likely, kind="stable")]
 
     def _item(self, request: TextRequest) -> Item:
         """Few-shot seeds drawn per request from the real pool (by the request's own seed)."""
         rng = np.random.default_rng(request.seed)
         strategy = self.strategy_
+        pools = getattr(self, "_pools", None) or self.pool_
         if self.strategy_name == "code_solution":
             problem = request.payload["problem"]
             others = [p["_record"] for pool in self.pool_.values() for p in pool if p["_record"] is not problem]
@@ -146,15 +193,16 @@ class OpenAICompatibleGenerator(TextGenerator):
                 shots += [{**{r: p[r] for r in strategy.roles}, "_label": label}
                           for p in (pool[i] for i in rng.choice(len(pool), min(1, len(pool)), replace=False))]
             return Item(seed=request.payload["input"], examples=shots)
-        pool = self.pool_[request.label]
+        pool = pools[request.label]
         picks = rng.choice(len(pool), min(self.few_shot + 1, len(pool)), replace=False)
         shots = [{r: pool[i][r] for r in strategy.roles} for i in picks]
         operation = strategy.operations[request.index % len(strategy.operations)] \
             if hasattr(strategy, "operations") else None
-        return Item(label=request.label, examples=shots[: self.few_shot], seed=shots[-1], operation=operation)
+        return Item(label=request.label, examples=shots[: self.few_shot], seed=shots[-1], operation=operation,
+                    aimed=pools is not self.pool_, slice=getattr(self, "_rule", None))
 
     # --- sample ----------------------------------------------------------------------------------
-    async def asample(self, n: int, seed: int) -> pd.DataFrame:
+    async def asample(self, n: int, seed: int, conditions: tuple[Condition, ...] = ()) -> pd.DataFrame:
         self._check_fitted()
         cache = ResponseCache(self.storage) if self.storage is not None else None
         self._temperatures = temperature_schedule(self.temperature, -(-n // self.batch_size) if n else 1)
@@ -163,7 +211,7 @@ class OpenAICompatibleGenerator(TextGenerator):
                               timeout_s=self.timeout_s, deadline_s=self.deadline_s, max_retries=self.max_retries,
                               cache=cache, structured_output=self.structured_output) as client:
             self._client = client
-            frame = await super().asample(n, seed)
+            frame = await super().asample(n, seed, conditions)
         self._client = None
         self.stats_ = {**client.stats.as_dict(), "rejected": sum(self.rejections_.values()),
                        "rejections": dict(self.rejections_), "concurrency_limit_lowest": client.limit.lowest}

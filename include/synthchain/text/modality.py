@@ -21,7 +21,11 @@ from ..filters import RowFilter
 from ..modality import HopData, Modality, Verified, data_columns
 from ..specs import stable_hash
 from . import monitors as _monitors  # noqa: F401  (registers the text collapse monitors)
+from ..seeds import derive_seed
+from ..targets import from_json
+from .baselines import evaluate_text_slices
 from .checks import label_model, length_bound, record_checks
+from .error_slices import find_label_error_slices
 from .diversity import diversity_report
 from .embeddings import embed
 from .evaluation import evaluate_text
@@ -103,6 +107,7 @@ def judge_texts(data: HopData, texts: list[str], checks: pd.DataFrame) -> dict[s
 class TextModality(Modality):
     name = "text"
     builtin_generators = BUILTIN
+    privacy_metrics = ("memorised_share",)
 
     # --- profiling -------------------------------------------------------------------------------
     def load_real(self, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -129,6 +134,17 @@ class TextModality(Modality):
     def record_suite(self, spec, profile: TextProfile) -> list[g.Expectation]:
         return _suite(profile, spec, strict=False)
 
+    def error_slices(self, spec, train: pd.DataFrame) -> list:
+        """`targets.from_errors`: the labels the real-only label model gets wrong most (out of fold, training
+        records only)."""
+        settings = spec.targets.from_errors
+        roles = {"text": spec.text_column} if spec.text_column else dict(spec.fields or {})
+        texts = record_texts(train, TextProfile(len(train), spec.text_columns, roles, spec.label_column))
+        return find_label_error_slices(texts, train[spec.label_column].tolist(), spec.label_column,
+                                       n_slices=settings.slices, rows=settings.rows or 1, folds=settings.folds,
+                                       min_rows=settings.min_rows, seed=derive_seed(spec.name, spec.seed,
+                                                                                    "from_errors"))
+
     # --- generation ------------------------------------------------------------------------------
     def output_columns(self, profile: TextProfile) -> list[str]:
         return profile.columns
@@ -146,7 +162,11 @@ class TextModality(Modality):
         tokens, train_tokens = tokenize_all(texts), tokenize_all(train_texts)
         judge = None
         if profile.label_column:
-            judge = label_model(train_texts, train[profile.label_column].astype(str).tolist(), data.seed("judge"))
+            # a targeted slice's view holds that slice's real records (one label, say) in train_uri: the label
+            # judge learns every label from all of them (all_train_uri)
+            every = data_columns(data.frame("all_train_uri")) if "all_train_uri" in data.state else train
+            judge = label_model(record_texts(every, profile) if every is not train else train_texts,
+                                every[profile.label_column].astype(str).tolist(), data.seed("judge"))
         checks = record_checks(synthetic, {c: tokenize_all(synthetic[c].astype(str)) for c in profile.text_columns},
                                profile, settings, judge, texts)
 
@@ -245,7 +265,14 @@ class TextModality(Modality):
         def xy(frame):
             return record_texts(frame, profile), frame[profile.label_column].astype(str).tolist()
 
-        return evaluate_text(xy(real), xy(kept), xy(blended), xy(data.holdout), seed=data.seed("evaluate"))
+        result = evaluate_text(xy(real), xy(kept), xy(blended), xy(data.holdout), seed=data.seed("evaluate"))
+        if data.spec.targets.targeted:  # per label and slice, against class weights on the same records and holdout
+            declared = [s for s in from_json(data.storage.read_json(data.uri("targets_uri")))
+                        if s.why.get("rule") != "rebalance"]
+            result["slices"] = evaluate_text_slices(xy(real), xy(blended), xy(data.holdout), data.holdout,
+                                                    profile.label_column, declared, seed=data.seed("evaluate_slices"),
+                                                    resamples=data.spec.gates.bootstrap_resamples)
+        return result
 
     def monitor_input(self, data: HopData, real, kept, evaluation) -> MonitorInput:
         kept_full = data.frame("kept_uri")
@@ -258,6 +285,7 @@ class TextModality(Modality):
                                                   "frechet_distance", "distinct_2", "vocab_ratio")}
 
     def report_sections(self, data: HopData, real, synth, published_ids) -> list[tuple[str, str]]:
+        from ..report import slice_table_section
         from .report import PROJECTION_POINTS, text_sections
 
         profile = data.profile
@@ -267,7 +295,10 @@ class TextModality(Modality):
             return np.sort(np.random.default_rng(0).permutation(n)[:PROJECTION_POINTS])
 
         real_rows, synth_rows = sample(len(real_texts)), sample(len(synth_texts))
-        return text_sections(
+        evaluation = data.storage.read_json(data.uri("evaluation_uri")) if "evaluation_uri" in data.state else {}
+        per_slice = [("Per label and slice, against class weights", slice_table_section(evaluation["slices"]))] \
+            if evaluation.get("slices") else []
+        return per_slice + text_sections(
             real=real, synth=synth, profile=profile, real_texts=real_texts, synth_texts=synth_texts,
             # the real training set was embedded in verification; the published synthetic sample may
             # include rows carried from earlier versions, so it is embedded (and cached) as a set

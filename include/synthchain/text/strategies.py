@@ -31,6 +31,13 @@ class Item:
     seed: dict[str, str] | None = None  # the record to evolve / revise
     operation: str | None = None  # Evol-Instruct: how to evolve
     context: dict[str, Any] = field(default_factory=dict)  # e.g. the problem (prompt, entry point) for code
+    aimed: bool = False  # a targeted request: the prompt says what the example must be
+    slice: str | None = None  # the slice's rule in words beyond its label (None: the label says it all)
+
+
+def _aim(item: Item) -> str:
+    """The sentence that aims a request at its slice (empty for an untargeted request: its prompt is unchanged)."""
+    return f" It must belong to this slice of the data: {item.slice}." if item.slice else ""
 
 
 def fields_schema(roles: list[str]) -> dict[str, Any]:
@@ -82,8 +89,8 @@ class SelfInstruct(Strategy):
         label = f" labelled '{item.label}'" if item.label else ""
         shots = "\n".join(f"Example {i + 1}: {_show(e)}" for i, e in enumerate(item.examples))
         return [self._system(), {"role": "user", "content": (
-            f"Here are real examples{label}:\n{shots}\n\nWrite one new example{label}. Keep the style and length of "
-            "the examples but say something different; do not copy any example.")}]
+            f"Here are real examples{label}:\n{shots}\n\nWrite one new example{label}.{_aim(item)} Keep the style and "
+            "length of the examples but say something different; do not copy any example.")}]
 
 
 EVOLUTIONS = {
@@ -104,9 +111,10 @@ class EvolInstruct(Strategy):
 
     def messages(self, item: Item) -> list[dict[str, str]]:
         how = EVOLUTIONS[item.operation or "rephrase"]
+        keep = f" Keep it an example labelled '{item.label}'.{_aim(item)}" if item.aimed and item.label else ""
         return [self._system(), {"role": "user", "content": (
-            f"Rewrite this example into a version that is {how}. Then give a fitting answer in the other fields.\n"
-            f"Example: {_show(item.seed or {})}")}]
+            f"Rewrite this example into a version that is {how}.{keep} Then give a fitting answer in the other "
+            f"fields.\nExample: {_show(item.seed or {})}")}]
 
     def parse(self, text: str, item: Item) -> tuple[dict[str, str] | None, str | None]:
         fields, reason = super().parse(text, item)
