@@ -117,15 +117,25 @@ class ProvenanceStore:
 
     # --- registration --------------------------------------------------------------
     def register_generator(self, name: str, version: str, family: str, params: dict, params_hash: str) -> int:
-        with self.engine.begin() as conn:
-            found = conn.scalar(select(GeneratorVersion.id).where(
-                GeneratorVersion.name == name, GeneratorVersion.version == version,
-                GeneratorVersion.params_hash == params_hash))
-            if found:
-                return found
-            return conn.execute(insert(GeneratorVersion).values(
-                name=name, version=version, family=family, params=params, params_hash=params_hash
-            ).returning(GeneratorVersion.id)).scalar_one()
+        """The generator version's id, registered by the first run that uses it.
+
+        Runs of different dates start side by side (a backfill, two workers): both may find no row and both
+        insert; the unique key lets one win, and the other reads the winner's row instead of failing."""
+        for attempt in (1, 2):
+            try:
+                with self.engine.begin() as conn:
+                    found = conn.scalar(select(GeneratorVersion.id).where(
+                        GeneratorVersion.name == name, GeneratorVersion.version == version,
+                        GeneratorVersion.params_hash == params_hash))
+                    if found:
+                        return found
+                    return conn.execute(insert(GeneratorVersion).values(
+                        name=name, version=version, family=family, params=params, params_hash=params_hash
+                    ).returning(GeneratorVersion.id)).scalar_one()
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def start_run(self, run_id: str, spec_name: str, logical_date: date, run_kind: str, spec_hash: str,
                   dag_id: str = "", try_number: int = 1) -> int:
