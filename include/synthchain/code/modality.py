@@ -165,7 +165,8 @@ class CodeModality(TextModality):
         train_texts = record_texts(data.train, data.profile)
         kept_texts = record_texts(verified, data.profile)
         diversity = diversity_report(tokenize_all(train_texts), tokenize_all(kept_texts),
-                                     cached_embeddings(data, train_texts), cached_embeddings(data, kept_texts)) \
+                                     cached_embeddings(data, train_texts, "diversity"),
+                                     cached_embeddings(data, kept_texts, "diversity")) \
             if len(verified) else {}
         metrics = {
             "rows": len(synthetic), "candidates": len(scored), "verified_rows": int(checks["passed"].sum()),
