@@ -78,8 +78,8 @@ def test_instruction_fields_spec(spec_file):
 
 def test_embedding_model_per_use(spec_file):
     spec = load_spec(spec_file(text_spec()))
-    assert spec.text.embedding.models() == {"dedup": "static", "fidelity": "minilm", "detection": "minilm",
-                                            "diversity": "minilm"}  # what bench/embeddings.py found fit
+    # MiniLM everywhere until bench/embeddings.py shows the static model meets a use's bar on this machine
+    assert set(spec.text.embedding.models().values()) == {"minilm"}
     assert spec.text.semantic_threshold is None  # the dedup encoder's calibrated threshold
     everywhere = load_spec(spec_file(text_spec(text={"embedding": "static"})))
     assert set(everywhere.text.embedding.models().values()) == {"static"}
