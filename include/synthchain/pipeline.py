@@ -549,13 +549,17 @@ def filtering(ctx: RunContext, state: dict) -> dict:
     sampling = _round0_sampling(ctx)
     keep, dropped, metrics = _filter_pool(ctx, state, synthetic, checks, slices)
     verified, used, out = None, {}, {}  # verified: the last round's verification batches
+    train = None  # the real training rows, read once if a round needs them
     for round_ in range(1, spec.targets.max_rounds + 1):
         wanted = rounds.top_up(slices, rounds.counts(synthetic.loc[keep]), rounds.counts(synthetic),
                                spec.targets.max_draw_factor)
-        # a modality may aim a slice's top-up inside it (code: the problems with the lowest pass rate so far)
-        aimed = [modality.aim_top_up(spec, s, ctx.storage.read_parquet(state["train_uri"]), synthetic, keep)
-                 for s in slices] if wanted else slices
-        extra = _draw_round(ctx, state, round_, wanted, aimed, sampling) if wanted else None
+        extra = None
+        if wanted:
+            if train is None:
+                train = ctx.storage.read_parquet(state["train_uri"])
+            # a modality may aim a slice's top-up inside it (code: the problems with the lowest pass rate so far)
+            aimed = [modality.aim_top_up(spec, s, train, synthetic, keep) for s in slices]
+            extra = _draw_round(ctx, state, round_, wanted, aimed, sampling)
         if extra is None or extra.empty:
             break
         used.update(dict.fromkeys(wanted, round_))

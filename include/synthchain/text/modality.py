@@ -37,7 +37,7 @@ from .llm_generator import OpenAICompatibleGenerator
 BUILTIN = {**NGRAM_BUILTIN, "openai_compatible": OpenAICompatibleGenerator}
 from .neardup import find_near_duplicates
 from .overlap import contamination, memorisation
-from .profile import TextProfile, load_eval_sets, load_texts, profile_texts, record_texts
+from .profile import TextProfile, load_eval_sets, load_texts, profile_texts, record_texts, spec_texts
 from .tokens import text_hashes, tokenize_all
 
 _RECENT: dict[str, np.ndarray] = {}  # this process's last few embedding sets (hops run in one process in tests/CLI)
@@ -148,9 +148,7 @@ class TextModality(Modality):
         """`targets.from_errors`: the labels the real-only label model gets wrong most (out of fold, training
         records only)."""
         settings = spec.targets.from_errors
-        roles = {"text": spec.text_column} if spec.text_column else dict(spec.fields or {})
-        texts = record_texts(train, TextProfile(len(train), spec.text_columns, roles, spec.label_column))
-        return find_label_error_slices(texts, train[spec.label_column].tolist(), spec.label_column,
+        return find_label_error_slices(spec_texts(spec, train), train[spec.label_column].tolist(), spec.label_column,
                                        n_slices=settings.slices, rows=settings.rows or 1, folds=settings.folds,
                                        min_rows=settings.min_rows, seed=derive_seed(spec.name, spec.seed,
                                                                                     "from_errors"))

@@ -96,10 +96,19 @@ def load_eval_sets(spec: DatasetSpec) -> dict[str, list[str]]:
     return out
 
 
+def spec_texts(spec: DatasetSpec, frame: pd.DataFrame) -> list[str]:
+    """One string per record as `record_texts` makes it, from the spec alone (before a profile exists)."""
+    return record_texts(frame, TextProfile(len(frame), spec.text_columns, _roles(spec), spec.label_column))
+
+
+def _roles(spec: DatasetSpec) -> dict[str, str]:
+    return {"text": spec.text_column} if spec.text_column else dict(spec.fields or {})
+
+
 def profile_texts(spec: DatasetSpec, train: pd.DataFrame) -> TextProfile:
     from .tokens import text_hashes
 
-    roles = {"text": spec.text_column} if spec.text_column else dict(spec.fields or {})
+    roles = _roles(spec)
     lengths, counts = {}, Counter()
     n_tokens = 0
     vocab: set[str] = set()
@@ -114,7 +123,7 @@ def profile_texts(spec: DatasetSpec, train: pd.DataFrame) -> TextProfile:
             vocab.update(t)
         for text in train[col]:
             counts.update(text)
-    texts = record_texts(train, TextProfile(len(train), spec.text_columns, roles, spec.label_column))
+    texts = spec_texts(spec, train)
     labels = train[spec.label_column].value_counts(normalize=True).sort_index() if spec.label_column else pd.Series()
     return TextProfile(
         n_rows=len(train), text_columns=list(spec.text_columns), roles=roles, label_column=spec.label_column,
