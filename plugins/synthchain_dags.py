@@ -215,6 +215,23 @@ def build_dag(spec: DatasetSpec, spec_path: Path, line: str = "main") -> DAG:
             fitted >> shards
             return gate(state, shards)
 
+        @task_group(group_id="verification")
+        def verification(state):
+            @task
+            def plan(state: dict) -> list[dict]:
+                return call(path, line, "plan_verification", state)
+
+            # record-level checks map over shards of the pool, so the Celery workers share them
+            @task(map_index_template="{{ task.op_kwargs['shard']['shard'] }}")
+            def check_records(state: dict, shard: dict) -> str | None:
+                return call(path, line, "verify_shard", state, shard)
+
+            @task(task_id="verification_and_gate")
+            def run(state: dict, record_uris: list) -> dict:
+                return {**state, **call(path, line, "verification", state, record_uris[:])}
+
+            return run(state, check_records.partial(state=state).expand(shard=plan(state)))
+
         def hop(step: str):
             @task_group(group_id=step)
             def group(state):
@@ -235,8 +252,8 @@ def build_dag(spec: DatasetSpec, spec_path: Path, line: str = "main") -> DAG:
             return out
 
         state = profiling(begin())
-        state = generation(state)
-        for step in ("verification", "filtering", "blending", "evaluation"):
+        state = verification(generation(state))
+        for step in ("filtering", "blending", "evaluation"):
             state = hop(step)(state)
         publish(state)
 

@@ -13,6 +13,7 @@ on first use: what a hop reads is visible in the code that reads it.
 from __future__ import annotations
 
 import io
+import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date
@@ -94,6 +95,16 @@ class HopData:
         buf = io.BytesIO()
         np.save(buf, value, allow_pickle=False)
         self.storage.write_bytes(path, buf.getvalue())
+        return value
+
+    def cached_model(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
+        """A fitted model under `cache/<kind>/`, content-addressed like `cached_array`: fitted once, then read
+        by every shard of a hop (pickle: only this project's own storage is read back)."""
+        path = f"cache/{kind}/{key}.pkl"
+        if self.storage.exists(path):
+            return pickle.loads(self.storage.read_bytes(path))
+        value = compute()
+        self.storage.write_bytes(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
         return value
 
 
@@ -178,8 +189,22 @@ class Modality(ABC):
                            suite: list["Expectation"]) -> list["Batch"]: ...
 
     # --- verification ----------------------------------------------------------------------------
+    #: per-row checks that need only the row and the real references, so verification maps them over shards
+    #: of the pool (Celery workers share them) and `verify` reads them back; False: `verify` checks every row
+    shards_records: ClassVar[bool] = False
+
+    def prepare_records(self, data: HopData) -> None:
+        """Build what every shard's `verify_records` reads (a real-corpus index, a fitted judge) once, into the
+        cache, before the shards run."""
+
+    def verify_records(self, data: HopData, rows: pd.DataFrame) -> pd.DataFrame:
+        """Per-row checks of `rows` (one shard), aligned with them. Only called when `shards_records`."""
+        raise NotImplementedError(f"{type(self).__name__} does not check records by shard")
+
     @abstractmethod
-    def verify(self, data: HopData, synthetic: pd.DataFrame) -> Verified: ...
+    def verify(self, data: HopData, synthetic: pd.DataFrame, records: pd.DataFrame | None = None) -> Verified:
+        """The pool's figures, per-row checks and gate. `records`: the shards' `verify_records` output for the
+        whole pool, in its row order (None: compute them here)."""
 
     # --- filtering -------------------------------------------------------------------------------
     @abstractmethod

@@ -474,22 +474,65 @@ def request_accounting(ctx: RunContext, shard_uris: list[str], rows: int, rows_b
 # --- 3. verification -------------------------------------------------------------------------
 
 @step
-def verification(ctx: RunContext, state: dict) -> dict:
-    """Reads synthetic, train, holdout; writes per-row checks, metrics and the modality's extras."""
+def plan_verification(ctx: RunContext, state: dict) -> list[dict]:
+    """The pool's record shards (`shard_rows` rows each), after building once what every shard reads.
+
+    At least one shard, always: an empty mapped task would skip the gate after it. A modality that does not
+    check records by shard gets one shard that does nothing."""
+    n = len(ctx.storage.read_parquet(state["synthetic_uri"]))
+    if not ctx.modality.shards_records:
+        return [{"shard": 0, "start": 0, "stop": n, "records": False}]
+    ctx.modality.prepare_records(ctx.hop_data(state))
+    size = ctx.spec.shard_rows
+    return [{"shard": i, "start": lo, "stop": min(lo + size, n), "records": True}
+            for i, lo in enumerate(range(0, max(n, 1), size))]
+
+
+@step
+def verify_shard(ctx: RunContext, state: dict, shard: dict) -> str | None:
+    """One shard's per-row checks (rows start..stop of the pool), written where a retry overwrites them."""
+    if not shard["records"]:
+        return None
+    rows = ctx.storage.read_parquet(state["synthetic_uri"]).iloc[shard["start"]:shard["stop"]]
+    records = ctx.modality.verify_records(ctx.hop_data(state), data_columns(rows)).reset_index(drop=True)
+    records.insert(0, "_sc_row_id", rows["_sc_row_id"].to_numpy())
+    return ctx.storage.write_parquet(ctx.staging("verification", "records", f"shard-{shard['shard']:05d}.parquet"),
+                                     records)
+
+
+def _shard_records(ctx: RunContext, synthetic: pd.DataFrame, record_uris: list[str | None] | None
+                   ) -> pd.DataFrame | None:
+    """The shards' per-row checks, in the pool's row order; None when the modality checks rows in verify."""
+    uris = [u for u in (record_uris or []) if u]
+    if not uris:
+        return None
+    records = pd.concat([ctx.storage.read_parquet(u) for u in uris], ignore_index=True)
+    if not np.array_equal(records["_sc_row_id"].to_numpy(), synthetic["_sc_row_id"].to_numpy()):
+        raise ValueError(f"the record shards ({len(uris)} files, {len(records)} rows) do not cover the pool's "
+                         f"{len(synthetic)} rows in order: re-run the verification shards")
+    return records
+
+
+@step
+def verification(ctx: RunContext, state: dict, record_uris: list[str | None] | None = None) -> dict:
+    """Reads synthetic, train, holdout and the shards' per-row checks; writes per-row checks, metrics and the
+    modality's extras. Without `record_uris` the modality checks every row here."""
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
-    out, batches, figures = verify_pool(ctx, state, synthetic, _slices(ctx, state), "verification")
+    records = _shard_records(ctx, synthetic, record_uris)
+    out, batches, figures = verify_pool(ctx, state, synthetic, _slices(ctx, state), "verification", records)
     ctx.store.record_metrics(state["attempt_id"], verification=figures)
     gate(ctx, state, "verification", batches)
     return out
 
 
-def verify_pool(ctx: RunContext, state: dict, synthetic: pd.DataFrame, slices: list[Slice], stage: str
-                ) -> tuple[dict, list[g.Batch], dict]:
+def verify_pool(ctx: RunContext, state: dict, synthetic: pd.DataFrame, slices: list[Slice], stage: str,
+                records: pd.DataFrame | None = None) -> tuple[dict, list[g.Batch], dict]:
     """Verify the synthetic pool as a whole (the table's figures and per-row checks every later hop reads) and,
     in a targeted run, each slice's rows against the real rows of that slice: a rare class judged against the
     whole table would fail on fidelity by design and pass on privacy by luck. Returns the state's additions,
-    the gate's batches (the whole pool's, or each slice's when targeted) and the figures to record."""
-    result = ctx.modality.verify(ctx.hop_data(state), data_columns(synthetic))
+    the gate's batches (the whole pool's, or each slice's when targeted) and the figures to record.
+    `records`: the pool's per-row checks from the verification shards (None: checked here)."""
+    result = ctx.modality.verify(ctx.hop_data(state), data_columns(synthetic), records)
     out = {**_stored_checks(ctx, synthetic, result, (stage,)), **result.summary}
     figures = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
     if not targets.targeted(slices):
@@ -1046,7 +1089,9 @@ def run_all(ctx: RunContext) -> dict:
                 fit_generator(ctx, state, name)
             shard_uris = [sample_shard(ctx, state, shard) for shard in shards]
             state |= generation_gate(ctx, state, shard_uris)
-            for hop in (verification, filtering, blending, evaluation):
+            record_uris = [verify_shard(ctx, state, shard) for shard in plan_verification(ctx, state)]
+            state |= verification(ctx, state, record_uris)
+            for hop in (filtering, blending, evaluation):
                 state |= hop(ctx, state)
             return publish(ctx, state)
     except g.GateFailed:

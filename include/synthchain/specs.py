@@ -233,6 +233,11 @@ class TextSpec(_Strict):
     min_vocab_ratio: float = Field(0.5, ge=0.0, description="synthetic/real vocabulary at equal token count")
     min_tail_coverage: float = Field(0.0, ge=0.0, le=1.0)
     max_label_tvd: float = Field(0.25, ge=0.0, le=1.0, description="per-label balance vs real (total variation)")
+    # corpus scale: what learns from or embeds the corpus reads a bounded, seeded sample (stated with the figures)
+    sample_rows: int = Field(5000, ge=200, description="embedding figures (detection, fidelity, embedding "
+                                                       "diversity) use at most this many real and synthetic texts")
+    classifier_rows: int = Field(50_000, ge=500, description="the label judge and the downstream classifiers "
+                                                             "train on at most this many texts")
     # an LLM judge (verification) and its filter
     judge: JudgeSpec | None = None
     # the sentence encoder per use of embeddings

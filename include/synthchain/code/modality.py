@@ -70,6 +70,7 @@ def rejected_attempts(data: HopData, task_column: str) -> pd.DataFrame:
 class CodeModality(TextModality):
     name = "code"
     lineage_checks = ("verdict",)
+    shards_records = False  # its verify executes every solution itself (text's record shards do not apply)
 
     # --- rounds: adaptive k ----------------------------------------------------------------------
     def aim_top_up(self, spec, piece: Slice, train: pd.DataFrame, synthetic: pd.DataFrame, kept: np.ndarray) -> Slice:
@@ -139,7 +140,7 @@ class CodeModality(TextModality):
         return [g.Batch("synthetic", synthetic, suite)]
 
     # --- verification ----------------------------------------------------------------------------
-    def verify(self, data: HopData, synthetic: pd.DataFrame) -> Verified:
+    def verify(self, data: HopData, synthetic: pd.DataFrame, records: pd.DataFrame | None = None) -> Verified:
         spec, settings, roles = data.spec, data.spec.code, data.spec.fields
         full = data.frame("synthetic_uri")
         checks = execute(synthetic, roles["response"], settings.test_column, settings.entry_point_column,

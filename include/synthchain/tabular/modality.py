@@ -127,7 +127,7 @@ class TabularModality(Modality):
         return [g.Batch("synthetic", as_profile_types(synthetic, profile), suite + count)]
 
     # --- verification ----------------------------------------------------------------------------
-    def verify(self, data: HopData, synthetic: pd.DataFrame) -> Verified:
+    def verify(self, data: HopData, synthetic: pd.DataFrame, records: pd.DataFrame | None = None) -> Verified:
         metrics, checks, holdout_dcr = verify(synthetic, data.train, data.holdout, data.profile,
                                               k_min=data.spec.filtering.copy_k_min)
         limits = data.spec.gates

@@ -27,12 +27,20 @@ HEAPS_MIN_TOKENS = 100
 RARE_MAX_COUNT = 2
 
 
+Hashed = tuple[np.ndarray, np.ndarray]  # a corpus as `overlap.token_hashes` returns it: token ids, text lengths
+
+
+def _is_hashed(value) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, np.ndarray) for v in value)
+
+
 class _Ngrams:
     """One corpus's hashed n-grams: tokens hashed once, each n windowed and counted once (a report
     asks for each several times)."""
 
-    def __init__(self, token_lists: TokenLists):
-        self.ids, self.lengths = token_hashes(token_lists)
+    def __init__(self, token_lists: TokenLists | Hashed):
+        # a corpus already hashed (`overlap.token_hashes`: ids, lengths) is taken as it is
+        self.ids, self.lengths = token_lists if _is_hashed(token_lists) else token_hashes(token_lists)
         self._unique: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._word_codes: np.ndarray | None = None
         self._first: dict[int, np.ndarray] = {}
@@ -61,10 +69,12 @@ class _Ngrams:
         V(N), the vocabulary of the first N tokens, is then the number of positions below N.
         """
         if seed not in self._first:
-            codes = self.word_codes()
-            texts = np.split(codes, np.cumsum(self.lengths)[:-1]) if self.lengths.size else []
-            order = np.random.default_rng(seed).permutation(len(texts))
-            stream = np.concatenate([texts[i] for i in order]) if len(order) else codes
+            codes, lengths = self.word_codes(), self.lengths
+            order = np.random.default_rng(seed).permutation(lengths.size)
+            # the texts' tokens in that order, gathered at once (no array per text: a million texts)
+            moved = lengths[order]
+            shift = (np.cumsum(lengths) - lengths)[order] - (np.cumsum(moved) - moved)
+            stream = codes[np.repeat(shift, moved) + np.arange(int(moved.sum()))] if lengths.size else codes
             self._first[seed] = _first_positions(stream, self.unique_counts(1)[0].size)
         return self._first[seed]
 
@@ -219,7 +229,7 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 
 
-def diversity_report(real_tokens: TokenLists, synth_tokens: TokenLists,
+def diversity_report(real_tokens: TokenLists | Hashed, synth_tokens: TokenLists | Hashed,
                      real_emb: np.ndarray | None = None, synth_emb: np.ndarray | None = None,
                      real_labels: Sequence | None = None, synth_labels: Sequence | None = None,
                      seed: int = 0) -> dict[str, float]:

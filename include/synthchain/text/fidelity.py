@@ -115,7 +115,8 @@ def mmd_rbf(real_emb: np.ndarray, synth_emb: np.ndarray, gamma: float | None = N
     return float((kxx.sum() - m) / (m * (m - 1)) + (kyy.sum() - n) / (n * (n - 1)) - 2.0 * kxy.mean())
 
 
-def detection_auc(real_emb: np.ndarray, synth_emb: np.ndarray, seed: int = 0) -> tuple[float | None, np.ndarray]:
+def detection_auc(real_emb: np.ndarray, synth_emb: np.ndarray, seed: int = 0,
+                  max_synthetic: int | None = None) -> tuple[float | None, np.ndarray]:
     """How well a classifier tells synthetic from real texts by their embeddings: (ROC AUC, p(synthetic) per synthetic text).
 
     Logistic regression on standardised embeddings (unit-norm vectors have tiny components, so
@@ -123,17 +124,29 @@ def detection_auc(real_emb: np.ndarray, synth_emb: np.ndarray, seed: int = 0) ->
     counts. Predictions are out of fold over shuffled stratified folds, so no text is judged by
     a model that saw it. AUC 0.5: indistinguishable; 1.0: every synthetic text is recognisable.
     With fewer than MIN_PER_CLASS texts on a side: (None, NaN per synthetic text).
+
+    `max_synthetic`: at corpus scale the classifier learns from a seeded sample of that many
+    synthetic texts (the caller samples the real side); the AUC is measured out of fold on the
+    sample, and every other synthetic text is scored by the model fitted on the whole sample.
     """
     real_emb, synth_emb = np.asarray(real_emb, dtype=np.float32), np.asarray(synth_emb, dtype=np.float32)
     if len(real_emb) < MIN_PER_CLASS or len(synth_emb) < MIN_PER_CLASS:
         return None, np.full(len(synth_emb), np.nan)
-    x = np.vstack([real_emb, synth_emb])
-    y = np.r_[np.zeros(len(real_emb)), np.ones(len(synth_emb))]
+    judged = np.arange(len(synth_emb))
+    if max_synthetic is not None and len(synth_emb) > max_synthetic:
+        judged = np.sort(np.random.default_rng(seed).permutation(len(synth_emb))[:max_synthetic])
+    x = np.vstack([real_emb, synth_emb[judged]])
+    y = np.r_[np.zeros(len(real_emb)), np.ones(len(judged))]
     model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000))
     # Shuffled folds: unshuffled ones would hold out whole blocks (e.g. one generator's texts) unseen.
     folds = StratifiedKFold(n_splits=DETECTION_FOLDS, shuffle=True, random_state=seed % 2**32)
     proba = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
-    return float(roc_auc_score(y, proba)), proba[len(real_emb):]
+    out = np.empty(len(synth_emb))
+    out[judged] = proba[len(real_emb):]
+    rest = np.setdiff1d(np.arange(len(synth_emb)), judged)
+    if rest.size:
+        out[rest] = model.fit(x, y).predict_proba(synth_emb[rest])[:, 1]
+    return float(roc_auc_score(y, proba)), out
 
 
 def _none_if_nan(value: float | None) -> float | None:

@@ -36,9 +36,11 @@ from .llm_generator import OpenAICompatibleGenerator
 
 BUILTIN = {**NGRAM_BUILTIN, "openai_compatible": OpenAICompatibleGenerator}
 from .neardup import find_near_duplicates
-from .overlap import contamination, memorisation
+from .overlap import NgramIndex, contamination, memorisation, token_hashes
 from .profile import TextProfile, load_eval_sets, load_texts, profile_texts, record_texts, spec_texts
-from .tokens import text_hashes, tokenize_all
+from .tokens import TokenView, text_hashes, tokenize_all
+
+CHECK_CHUNK = 20_000  # synthetic records checked per pass: their token lists are held one chunk at a time
 
 _RECENT: dict[str, np.ndarray] = {}  # this process's last few embedding sets (hops run in one process in tests/CLI)
 
@@ -64,6 +66,28 @@ def cached_embeddings(data: HopData, texts: list[str], use: str) -> np.ndarray:
             _RECENT.pop(next(iter(_RECENT)))
         _RECENT[key] = data.cached_array("embeddings", key, lambda: embed(texts, model=model))
     return _RECENT[key]
+
+
+def sample_positions(n: int, k: int, seed: int) -> np.ndarray:
+    """A seeded sample of k of n row positions, in order; every row when n <= k (small specs are not sampled)."""
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:k])
+
+
+def corpus_hashes(data: HopData, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The corpus's token hashes and text lengths (`overlap.token_hashes`), content-addressed in the cache:
+    the real training corpus is tokenised once per run for memorisation, diversity and the kept-set gate."""
+    key = stable_hash(["token_hashes", texts])[:32]
+    computed: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def hashed() -> tuple[np.ndarray, np.ndarray]:
+        if not computed:
+            computed.append(token_hashes(TokenView(texts)))
+        return computed[0]
+
+    return (data.cached_array("token_ids", key, lambda: hashed()[0]),
+            data.cached_array("token_lengths", key, lambda: hashed()[1]))
 
 
 def _gx_frame(frame: pd.DataFrame, profile: TextProfile) -> pd.DataFrame:
@@ -163,33 +187,98 @@ class TextModality(Modality):
         return [g.Batch("synthetic", _gx_frame(synthetic, profile), suite)]
 
     # --- verification ----------------------------------------------------------------------------
-    def verify(self, data: HopData, synthetic: pd.DataFrame) -> Verified:
+    def _real_sample(self, data: HopData, train_texts: list[str]) -> np.ndarray:
+        return sample_positions(len(train_texts), data.spec.text.sample_rows, data.seed("sample_real"))
+
+    def _synthetic_sample(self, data: HopData, n: int) -> np.ndarray:
+        return sample_positions(n, data.spec.text.sample_rows, data.seed("sample_synthetic"))
+
+    # Record-level checks (length band, repeats, characters, refusals, the label judge, memorisation against
+    # the real index) need one row and the real references only: verification maps them over shards of the
+    # pool. The references are built once (prepare_records) into the cache and read by every shard.
+    shards_records = True
+
+    def _label_judge(self, data: HopData):
+        """The label-consistency judge: TF-IDF + logistic regression on (a bounded sample of) every real
+        training record, fitted once per content and read back by every shard. A targeted slice's view holds
+        that slice's real records in train_uri: the judge learns every label from all of them (all_train_uri)."""
+        profile, settings = data.profile, data.spec.text
+        if not profile.label_column:
+            return None, 0
+        every = data_columns(data.frame("all_train_uri")) if "all_train_uri" in data.state else data.train
+        rows = sample_positions(len(every), settings.classifier_rows, data.seed("judge_rows"))
+        texts = record_texts(every.iloc[rows], profile)
+        labels = every[profile.label_column].astype(str).to_numpy()[rows].tolist()
+        seed = data.seed("judge")
+        key = stable_hash(["label_judge", texts, labels, seed])[:32]
+        return data.cached_model("label_judge", key, lambda: label_model(texts, labels, seed)), len(rows)
+
+    def _real_index(self, data: HopData) -> NgramIndex:
+        """The real training corpus's memorisation index, two arrays in the cache (built once per content)."""
+        n = data.spec.text.memorisation_ngram
+        train_texts = record_texts(data.train, data.profile)
+        key = stable_hash(["memorisation_index", n, train_texts])[:32]
+        built: list[NgramIndex] = []
+
+        def build() -> NgramIndex:
+            if not built:
+                built.append(NgramIndex.from_token_hashes(*corpus_hashes(data, train_texts), n))
+            return built[0]
+
+        index = NgramIndex(n)
+        index.hashes = data.cached_array("memorisation_hashes", key, lambda: build().hashes)
+        index.documents = data.cached_array("memorisation_documents", key, lambda: build().documents)
+        index.n_documents = len(train_texts)
+        return index
+
+    def prepare_records(self, data: HopData) -> None:
+        self._label_judge(data)
+        self._real_index(data)
+
+    def verify_records(self, data: HopData, rows: pd.DataFrame) -> pd.DataFrame:
+        profile, settings = data.profile, data.spec.text
+        judge, _ = self._label_judge(data)
+        texts = record_texts(rows, profile)
+        # a chunk at a time: its token lists are the only per-token Python objects held
+        checks = pd.concat([
+            record_checks(part, {c: tokenize_all(part[c].astype(str)) for c in profile.text_columns}, profile,
+                          settings, judge, texts[lo:lo + CHECK_CHUNK])
+            for lo in range(0, len(rows), CHECK_CHUNK)
+            for part in [rows.iloc[lo:lo + CHECK_CHUNK]]], ignore_index=True) if len(rows) else \
+            record_checks(rows, {c: [] for c in profile.text_columns}, profile, settings, judge, texts)
+        memorised, _ = memorisation(self._real_index(data), TokenView(texts), n=settings.memorisation_ngram)
+        checks["memorised_span"] = memorised.longest_span
+        checks["memorised_reference"] = memorised.reference_index
+        return checks
+
+    def verify(self, data: HopData, synthetic: pd.DataFrame, records: pd.DataFrame | None = None) -> Verified:
         spec, profile, settings = data.spec, data.profile, data.spec.text
         train, holdout = data.train, data.holdout
         texts, train_texts = record_texts(synthetic, profile), record_texts(train, profile)
-        tokens, train_tokens = tokenize_all(texts), tokenize_all(train_texts)
-        judge = None
-        if profile.label_column:
-            # a targeted slice's view holds that slice's real records (one label, say) in train_uri: the label
-            # judge learns every label from all of them (all_train_uri)
-            every = data_columns(data.frame("all_train_uri")) if "all_train_uri" in data.state else train
-            judge = label_model(record_texts(every, profile) if every is not train else train_texts,
-                                every[profile.label_column].astype(str).tolist(), data.seed("judge"))
-        checks = record_checks(synthetic, {c: tokenize_all(synthetic[c].astype(str)) for c in profile.text_columns},
-                               profile, settings, judge, texts)
-
-        memorised, memo = memorisation(train_tokens, tokens, n=settings.memorisation_ngram)
-        checks["memorised_span"] = memorised.longest_span
-        checks["memorised_reference"] = memorised.reference_index
+        if records is None:
+            records = self.verify_records(data, synthetic)
+        if len(records) != len(synthetic):
+            raise ValueError(f"record checks cover {len(records)} rows, the pool has {len(synthetic)}")
+        checks = records.drop(columns=["_sc_row_id"], errors="ignore").reset_index(drop=True)
+        _, judge_rows = self._label_judge(data)
+        spans = checks["memorised_span"].to_numpy()
+        memo = {"memorised_share": float((spans > 0).mean()) if len(spans) else 0.0,
+                "max_span": int(spans.max()) if len(spans) else 0}
+        real_hashes, synth_hashes = corpus_hashes(data, train_texts), token_hashes(TokenView(texts))
         eval_sets = {"holdout": record_texts(holdout, profile), **load_eval_sets(spec)}
-        hit, first_set, per_set = contamination({k: tokenize_all(v) for k, v in eval_sets.items()}, tokens,
+        hit, first_set, per_set = contamination({k: TokenView(v) for k, v in eval_sets.items()}, TokenView(texts),
                                                 n=settings.contamination_ngram)
         checks["contaminated_by"] = first_set
         judged = judge_texts(data, texts, checks)
 
-        # each use through its own encoder (text.embedding); uses that share one share the cached vectors
-        auc, synthetic_proba = detection_auc(cached_embeddings(data, train_texts, "detection"),
-                                             cached_embeddings(data, texts, "detection"), seed=data.seed("detect"))
+        # each use through its own encoder (text.embedding); uses that share one share the cached vectors.
+        # Real texts are embedded on a bounded sample; detection scores every synthetic text (the
+        # off-distribution filter reads it), fidelity and embedding diversity read the synthetic sample.
+        real_rows, synth_rows = self._real_sample(data, train_texts), self._synthetic_sample(data, len(texts))
+        real_sample, synth_sample = [train_texts[i] for i in real_rows], [texts[i] for i in synth_rows]
+        auc, synthetic_proba = detection_auc(cached_embeddings(data, real_sample, "detection"),
+                                             cached_embeddings(data, texts, "detection"), seed=data.seed("detect"),
+                                             max_synthetic=settings.sample_rows)
         checks["synthetic_proba"] = synthetic_proba
         near = find_near_duplicates(texts, threshold=settings.near_dup_threshold)
         exact_dup = pd.Series(text_hashes(texts)).duplicated().to_numpy()
@@ -202,11 +291,14 @@ class TextModality(Modality):
             "contaminated_share": float(hit.mean()) if len(hit) else 0.0, "contamination": per_set,
             "exact_duplicate_rate": float(exact_dup.mean()) if len(texts) else 0.0,
             "near_duplicate_rate": float((~near.keep & ~exact_dup).mean()) if len(texts) else 0.0,
-            **fidelity_report(train_texts, texts, cached_embeddings(data, train_texts, "fidelity"),
-                              cached_embeddings(data, texts, "fidelity"), seed=data.seed("detect"), auc=auc),
-            **diversity_report(train_tokens, tokens, cached_embeddings(data, train_texts, "diversity"),
-                               cached_embeddings(data, texts, "diversity"), labels[1], labels[0]),
+            **fidelity_report(real_sample, synth_sample, cached_embeddings(data, real_sample, "fidelity"),
+                              cached_embeddings(data, synth_sample, "fidelity"), seed=data.seed("detect"), auc=auc),
+            **diversity_report(real_hashes, synth_hashes, cached_embeddings(data, real_sample, "diversity"),
+                               cached_embeddings(data, synth_sample, "diversity"), labels[1], labels[0]),
             "embedding_models": embedding_models(spec),
+            # what was measured on a sample (every row otherwise): stated with the figures and in the report
+            "sampled_rows": {"real": len(train_texts), "real_embedded": len(real_rows), "synthetic": len(texts),
+                             "synthetic_embedded": len(synth_rows), "label_judge_trained_on": judge_rows},
         }
         metrics["duplicate_rate"] = metrics["exact_duplicate_rate"] + metrics["near_duplicate_rate"]
         metrics.update(judged)
@@ -231,19 +323,23 @@ class TextModality(Modality):
                                record_texts(data.train, profile), data.spec.text, data.seed("filter"))
 
     def _kept_embeddings(self, data: HopData, kept: pd.DataFrame, use: str) -> np.ndarray:
-        """Rows of the generated batch's cached embeddings for `use` (no second pass through the model)."""
+        """The kept rows among the generated batch's embedded sample, their cached embeddings for `use` (no
+        second pass through the model; every kept row when the batch is within `text.sample_rows`)."""
         synthetic = data.frame("synthetic_uri")
-        emb = cached_embeddings(data, record_texts(data_columns(synthetic), data.profile), use)
-        position = pd.Series(np.arange(len(synthetic)), index=synthetic["_sc_row_id"].to_numpy())
-        return emb[position.loc[kept["_sc_row_id"].to_numpy()].to_numpy()]
+        rows = self._synthetic_sample(data, len(synthetic))
+        emb = cached_embeddings(data, record_texts(data_columns(synthetic.iloc[rows]), data.profile), use)
+        position = pd.Series(np.arange(len(rows)), index=synthetic["_sc_row_id"].to_numpy()[rows])
+        ids = kept["_sc_row_id"].to_numpy()
+        return emb[position.loc[ids[np.isin(ids, position.index)]].to_numpy()]
 
     def kept_checks(self, data: HopData, kept: pd.DataFrame) -> tuple[list[g.Batch], dict]:
         profile, settings = data.profile, data.spec.text
         rows = data_columns(kept)
         train_texts = record_texts(data.train, profile)
+        real_sample = [train_texts[i] for i in self._real_sample(data, train_texts)]
         diversity = diversity_report(
-            tokenize_all(train_texts), tokenize_all(record_texts(rows, profile)),
-            cached_embeddings(data, train_texts, "diversity"), self._kept_embeddings(data, kept, "diversity"),
+            corpus_hashes(data, train_texts), token_hashes(TokenView(record_texts(rows, profile))),
+            cached_embeddings(data, real_sample, "diversity"), self._kept_embeddings(data, kept, "diversity"),
             data.train[profile.label_column].astype(str).tolist() if profile.label_column else None,
             rows[profile.label_column].astype(str).tolist() if profile.label_column else None)
         gated = {k: v for k, v in diversity.items() if k in ("distinct_2", "vocab_ratio", "tail_coverage", "label_tvd")
@@ -274,14 +370,22 @@ class TextModality(Modality):
         if not profile.label_column:
             return {"metric": None, "note": "no label column: no downstream classifier to train"}
 
-        def xy(frame):
+        cap = data.spec.text.classifier_rows
+
+        def xy(frame, name: str = "holdout"):
+            # training sets on a bounded seeded sample at corpus scale (the same cap for real and blend,
+            # so that neither wins by size); the holdout is scored whole
+            if name != "holdout":
+                frame = frame.iloc[sample_positions(len(frame), cap, data.seed(f"evaluate_rows_{name}"))]
             return record_texts(frame, profile), frame[profile.label_column].astype(str).tolist()
 
-        result = evaluate_text(xy(real), xy(kept), xy(blended), xy(data.holdout), seed=data.seed("evaluate"))
+        result = evaluate_text(xy(real, "real"), xy(kept, "synthetic"), xy(blended, "blend"), xy(data.holdout),
+                               seed=data.seed("evaluate"))
+        result["trained_on_at_most"] = cap
         if data.spec.targets.targeted:  # per label and slice, against class weights on the same records and holdout
             declared = [s for s in from_json(data.storage.read_json(data.uri("targets_uri")))
                         if s.why.get("rule") != "rebalance"]
-            result["slices"] = evaluate_text_slices(xy(real), xy(blended), xy(data.holdout), data.holdout,
+            result["slices"] = evaluate_text_slices(xy(real, "real"), xy(blended, "blend"), xy(data.holdout), data.holdout,
                                                     profile.label_column, declared, seed=data.seed("evaluate_slices"),
                                                     resamples=data.spec.gates.bootstrap_resamples)
         return result
@@ -306,7 +410,10 @@ class TextModality(Modality):
         def sample(n: int) -> np.ndarray:  # a fixed sample, so the same texts give the same (cached) vectors
             return np.sort(np.random.default_rng(0).permutation(n)[:PROJECTION_POINTS])
 
-        real_rows, synth_rows = sample(len(real_texts)), sample(len(synth_texts))
+        # the real points come from verification's embedded sample (a million real texts are never all embedded)
+        embedded_real = self._real_sample(data, real_texts)
+        real_sample = [real_texts[i] for i in embedded_real]
+        real_rows, synth_rows = sample(len(real_sample)), sample(len(synth_texts))
         evaluation = data.storage.read_json(data.uri("evaluation_uri")) if "evaluation_uri" in data.state else {}
         per_slice = [("Per label and slice, against class weights", slice_table_section(evaluation["slices"]))] \
             if evaluation.get("slices") else []
@@ -314,7 +421,7 @@ class TextModality(Modality):
             real=real, synth=synth, profile=profile, real_texts=real_texts, synth_texts=synth_texts,
             # the real training set was embedded in verification; the published synthetic sample may
             # include rows carried from earlier versions, so it is embedded (and cached) as a set
-            real_emb=cached_embeddings(data, real_texts, "fidelity")[real_rows],
+            real_emb=cached_embeddings(data, real_sample, "fidelity")[real_rows],
             synth_emb=cached_embeddings(data, [synth_texts[i] for i in synth_rows], "fidelity"),
             checks=data.frame("checks_uri"), verification=data.storage.read_json(data.uri("verification_uri")),
             dropped=data.frame("dropped_uri"), seed=data.seed("report"))

@@ -6,19 +6,28 @@ verification hop computed (passed in `MonitorInput.embeddings`).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..collapse.monitors import Monitor, MonitorInput, register
 from .diversity import distinct_n, embedding_dispersion, heaps_exponent, tail_coverage, vocabulary_at
 from .ngram import KneserNeyLM
+from .overlap import token_hashes
 from .profile import record_texts
-from .tokens import tokenize_all
+from .tokens import TokenView
 
 
-def _tokens(data: MonitorInput, which: str) -> list[list[str]]:
-    """Token lists of the real or synthetic records, computed once per MonitorInput."""
-    cache = data.metrics.setdefault("_tokens", {})
+def _view(data: MonitorInput, which: str) -> TokenView:
+    """The real, synthetic or holdout records as token lists, tokenised as read (a million real texts are
+    never held as token lists)."""
+    frame = {"real": data.real, "synthetic": data.synthetic, "holdout": data.holdout}[which]
+    return TokenView(record_texts(frame, data.profile))
+
+
+def _hashed(data: MonitorInput, which: str) -> tuple[np.ndarray, np.ndarray]:
+    """The records' token hashes and lengths (`overlap.token_hashes`), computed once per MonitorInput."""
+    cache = data.metrics.setdefault("_hashed", {})
     if which not in cache:
-        frame = {"real": data.real, "synthetic": data.synthetic, "holdout": data.holdout}[which]
-        cache[which] = tokenize_all(record_texts(frame, data.profile))
+        cache[which] = token_hashes(_view(data, which))
     return cache[which]
 
 
@@ -31,8 +40,8 @@ class Vocabulary(TextMonitor):
     description = "vocabulary size of synthetic text at the real corpus's token count (or the smaller of the two)"
 
     def measure(self, data: MonitorInput) -> float | None:
-        synth, real = _tokens(data, "synthetic"), _tokens(data, "real")
-        budget = min(sum(map(len, synth)), sum(map(len, real)))
+        synth, real = _hashed(data, "synthetic"), _hashed(data, "real")
+        budget = min(synth[0].size, real[0].size)
         return float(vocabulary_at(synth, budget)) if budget else None
 
 
@@ -41,8 +50,8 @@ class VocabularyGrowth(TextMonitor):
     description = "Heaps exponent of synthetic text: how fast new words keep appearing"
 
     def measure(self, data: MonitorInput) -> float | None:
-        synth = _tokens(data, "synthetic")
-        return float(heaps_exponent(synth)) if synth else None
+        synth = _hashed(data, "synthetic")
+        return float(heaps_exponent(synth)) if synth[1].size else None
 
 
 class Distinct2(TextMonitor):
@@ -50,8 +59,8 @@ class Distinct2(TextMonitor):
     description = "distinct bigrams / bigrams in synthetic text"
 
     def measure(self, data: MonitorInput) -> float | None:
-        synth = _tokens(data, "synthetic")
-        return float(distinct_n(synth, 2)) if synth else None
+        synth = _hashed(data, "synthetic")
+        return float(distinct_n(synth, 2)) if synth[1].size else None
 
 
 class TailNgramCoverage(TextMonitor):
@@ -59,8 +68,8 @@ class TailNgramCoverage(TextMonitor):
     description = "share of the real corpus's rare bigrams still present in synthetic text"
 
     def measure(self, data: MonitorInput) -> float | None:
-        synth = _tokens(data, "synthetic")
-        return float(tail_coverage(_tokens(data, "real"), synth, n=2)) if synth else None
+        synth = _hashed(data, "synthetic")
+        return float(tail_coverage(_hashed(data, "real"), synth, n=2)) if synth[1].size else None
 
 
 class HoldoutPerplexity(TextMonitor):
@@ -69,10 +78,9 @@ class HoldoutPerplexity(TextMonitor):
     description = "perplexity of the real holdout under a KN trigram model fitted on this version's synthetic text"
 
     def measure(self, data: MonitorInput) -> float | None:
-        synth = _tokens(data, "synthetic")
-        if data.holdout is None or not synth:
+        if data.holdout is None or not len(data.synthetic):
             return None
-        return float(KneserNeyLM(order=3).fit(synth).perplexity(_tokens(data, "holdout")))
+        return float(KneserNeyLM(order=3).fit(_view(data, "synthetic")).perplexity(_view(data, "holdout")))
 
 
 class EmbeddingDispersion(TextMonitor):

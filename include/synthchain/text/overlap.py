@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import xxhash
 
 from .tokens import ngram_hashes
 
@@ -29,11 +30,24 @@ MIN_SHORT_EVAL_TOKENS = 8
 _BASE = np.uint64(1099511628211)
 
 
+HASH_CHUNK = 16_384  # texts hashed per pass: a TokenView tokenises this many at a time
+
+
 def token_hashes(token_lists: TokenLists) -> tuple[np.ndarray, np.ndarray]:
-    """Every text's token hashes (`ngram_hashes(tokens, 1)`) concatenated, and each text's length."""
-    parts = [ngram_hashes(t, 1) for t in token_lists]
-    counts = np.fromiter((p.size for p in parts), dtype=np.int64, count=len(parts))
-    return (np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)), counts
+    """Every text's token hashes (`ngram_hashes(tokens, 1)`) concatenated, and each text's length.
+
+    A chunk of texts at a time, all its tokens hashed in one pass (the per-token hash is the cost;
+    one numpy call per text would add as much again), so a `TokenView` over a corpus is tokenised
+    a chunk at a time and never held whole."""
+    ids, counts = [], []
+    for lo in range(0, len(token_lists), HASH_CHUNK):
+        part = token_lists[lo:lo + HASH_CHUNK]
+        counts.append(np.fromiter((len(t) for t in part), dtype=np.int64, count=len(part)))
+        ids.append(np.fromiter((xxhash.xxh3_64_intdigest(w.encode()) for t in part for w in t), dtype=np.uint64,
+                               count=int(counts[-1].sum())))
+    if not ids:
+        return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+    return np.concatenate(ids), np.concatenate(counts)
 
 
 def windows_of(ids: np.ndarray, counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,12 +129,19 @@ class NgramIndex:
 
     @classmethod
     def build(cls, token_lists: TokenLists, n: int = 13) -> NgramIndex:
+        return cls.from_token_hashes(*token_hashes(token_lists), n)
+
+    @classmethod
+    def from_token_hashes(cls, ids: np.ndarray, lengths: np.ndarray, n: int = 13) -> NgramIndex:
+        """The index of a corpus already hashed (`token_hashes`): a million texts' index is two arrays
+        of their window count (16 bytes a window), built without a Python object per n-gram."""
         index = cls(n)
-        flat, counts = window_hashes(token_lists, n)
+        flat, counts = windows_of(ids, lengths, n)
         order = np.argsort(flat, kind="stable")
         index.hashes = flat[order]
-        index.documents = np.repeat(np.arange(len(token_lists), dtype=np.int64), counts)[order]
-        index.n_documents = len(token_lists)
+        del flat
+        index.documents = np.repeat(np.arange(lengths.size, dtype=np.int64), counts)[order]
+        index.n_documents = int(lengths.size)
         return index
 
     def _lookup(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,14 +194,18 @@ class NgramIndex:
         return out
 
 
-def memorisation(real_train_tokens: TokenLists, synth_tokens: TokenLists,
+def memorisation(real_train: TokenLists | NgramIndex, synth_tokens: TokenLists,
                  n: int = 13) -> tuple[OverlapResult, dict[str, float]]:
     """A synthetic text that reproduces ≥ n consecutive tokens of a real training text is memorised.
 
     `longest_span` is the longest span all of whose n-windows occur in the training texts; in
     practice one copied passage, though two training texts sharing n − 1 tokens could be stitched.
+    `real_train`: the training texts' tokens, or their index already built at this n.
     """
-    result = NgramIndex.build(real_train_tokens, n).match(synth_tokens)
+    index = real_train if isinstance(real_train, NgramIndex) else NgramIndex.build(real_train, n)
+    if index.n != n:
+        raise ValueError(f"the index is of {index.n}-grams, memorisation asked for {n}")
+    result = index.match(synth_tokens)
     spans = result.longest_span[result.matched]
     return result, {
         "memorised": int(result.matched.sum()),

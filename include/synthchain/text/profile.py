@@ -15,6 +15,7 @@ from .tokens import clean_text, tokenize_all
 
 #: characters seen fewer times than this in the real corpus do not join its character set
 CHARSET_MIN_COUNT = 3
+PROFILE_CHUNK = 20_000  # texts tokenised per pass
 
 
 @dataclass
@@ -113,16 +114,19 @@ def profile_texts(spec: DatasetSpec, train: pd.DataFrame) -> TextProfile:
     n_tokens = 0
     vocab: set[str] = set()
     for col in spec.text_columns:
-        tokens = tokenize_all(train[col])
-        sizes = np.array([len(t) for t in tokens], dtype=float)
+        sizes = np.empty(len(train), dtype=float)
+        # a chunk of texts at a time: a million texts' token lists would be gigabytes of strings
+        for lo in range(0, len(train), PROFILE_CHUNK):
+            part = train[col].iloc[lo:lo + PROFILE_CHUNK]
+            tokens = tokenize_all(part)
+            sizes[lo:lo + len(tokens)] = [len(t) for t in tokens]
+            for t in tokens:
+                vocab.update(t)
+            counts.update("".join(part))
         q = np.quantile(sizes, [0.0, 0.005, 0.01, 0.05, 0.5, 0.95, 0.99, 0.995, 1.0])
         lengths[col] = dict(zip(["min", "q005", "q01", "q05", "median", "q95", "q99", "q995", "max"], map(float, q)))
         lengths[col]["mean"] = float(sizes.mean())
         n_tokens += int(sizes.sum())
-        for t in tokens:
-            vocab.update(t)
-        for text in train[col]:
-            counts.update(text)
     texts = spec_texts(spec, train)
     labels = train[spec.label_column].value_counts(normalize=True).sort_index() if spec.label_column else pd.Series()
     return TextProfile(

@@ -9,7 +9,7 @@ import pandas as pd
 from ..report import REAL, SYNTH, html_table, plt, png_uri
 from .diversity import vocabulary_growth
 from .profile import TextProfile
-from .tokens import tokenize_all
+from .tokens import TokenView
 
 EXAMPLES = 8
 PROJECTION_POINTS = 1000
@@ -19,8 +19,8 @@ def length_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: TextProfile) -
     cols = profile.text_columns
     fig, axes = plt.subplots(1, len(cols), figsize=(4.5 * len(cols), 3), squeeze=False)
     for ax, col in zip(axes.flat, cols):
-        r = np.array([len(t) for t in tokenize_all(real[col].astype(str))])
-        s = np.array([len(t) for t in tokenize_all(synth[col].astype(str))])
+        r = np.fromiter((len(t) for t in TokenView(real[col].astype(str).tolist())), dtype=float, count=len(real))
+        s = np.fromiter((len(t) for t in TokenView(synth[col].astype(str).tolist())), dtype=float, count=len(synth))
         hi = np.quantile(np.r_[r, s], 0.99) if r.size + s.size else 1
         bins = np.linspace(0, max(hi, 1), 40)
         ax.hist(r, bins=bins, alpha=0.55, density=True, color=REAL, label="real")
@@ -135,11 +135,31 @@ def drop_reasons(dropped: pd.DataFrame, profile: TextProfile) -> str:
     return html_table(rows, ["filter", "dropped", "reason", "text"])
 
 
+def sampling_section(verification: dict) -> list[tuple[str, str]]:
+    """Which figures were measured on a seeded sample rather than every row (corpus-scale runs only)."""
+    sampled = verification.get("sampled_rows") or {}
+    if not sampled or (sampled["real_embedded"] == sampled["real"]
+                       and sampled["synthetic_embedded"] == sampled["synthetic"]
+                       and sampled["label_judge_trained_on"] in (0, sampled["real"])):
+        return []
+    rows = [{"measured on": "sentence embeddings: fidelity (Fréchet, MMD), embedding diversity, the detection "
+                            "classifier's training set", "real rows": f"{sampled['real_embedded']:,} of {sampled['real']:,}",
+             "synthetic rows": f"{sampled['synthetic_embedded']:,} of {sampled['synthetic']:,}"},
+            {"measured on": "the label-consistency judge's training set",
+             "real rows": f"{sampled['label_judge_trained_on']:,} of {sampled['real']:,}", "synthetic rows": "every row judged"},
+            {"measured on": "n-gram figures: memorisation, contamination, distinct-n, vocabulary, tail coverage; "
+                            "exact and near dedup; detection scores", "real rows": "every row",
+             "synthetic rows": "every row"}]
+    return [("Measured on samples (corpus scale)",
+             "<p>Seeded samples, the same in every hop of the run; the sizes are set by <code>text.sample_rows</code> "
+             "and <code>text.classifier_rows</code>.</p>" + html_table(rows, ["measured on", "real rows", "synthetic rows"]))]
+
+
 def text_sections(*, real: pd.DataFrame, synth: pd.DataFrame, profile: TextProfile, real_texts: list[str],
                   synth_texts: list[str], real_emb: np.ndarray, synth_emb: np.ndarray, checks: pd.DataFrame,
                   verification: dict, dropped: pd.DataFrame, seed: int) -> list[tuple[str, str]]:
-    real_tokens, synth_tokens = tokenize_all(real_texts), tokenize_all(synth_texts)
-    sections = [
+    real_tokens, synth_tokens = TokenView(real_texts), TokenView(synth_texts)  # read a batch at a time
+    sections = [*sampling_section(verification),
         ("Text lengths (real training vs published synthetic)", f'<img src="{length_plot(real, synth, profile)}">'),
         ("Rank-frequency (Zipf)", f'<img src="{zipf_plot(real_tokens, synth_tokens)}">'),
         ("Vocabulary growth", f'<img src="{growth_plot(real_tokens, synth_tokens)}">'),

@@ -33,6 +33,33 @@ def tokenize_all(texts: Iterable[str]) -> list[list[str]]:
     return [_TOKEN.findall(t.lower()) for t in texts]
 
 
+class TokenView(Sequence):
+    """Texts read as token lists, tokenised when read.
+
+    A million texts' token lists are gigabytes of Python strings; n-gram code that takes a
+    `Sequence[Sequence[str]]` (indexes, diversity counts, contamination) reads a view a batch at
+    a time instead, so no step holds every text's tokens at once. Slices tokenise that slice.
+    """
+
+    def __init__(self, texts: Sequence[str]):
+        self.texts = texts
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tokenize_all(self.texts[i])
+        return tokenize(self.texts[i])
+
+    def __iter__(self):
+        for lo in range(0, len(self.texts), VIEW_CHUNK):
+            yield from tokenize_all(self.texts[lo:lo + VIEW_CHUNK])
+
+
+VIEW_CHUNK = 4096  # texts tokenised together when a view is iterated
+
+
 def normalize(text: str) -> str:
     """Normal form for exact dedup: case, punctuation and spacing do not make a text new."""
     return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
