@@ -1,5 +1,6 @@
 """CeleryExecutor scale-out on a real deployment: api-server, scheduler, dag-processor and TWO Celery workers
-(Redis broker, PostgreSQL result backend) run an unchanged synthchain DAG; the generation shards land on both."""
+(Redis broker, PostgreSQL result backend) run unchanged synthchain DAGs: the generation shards land on both,
+and a text DAG's verification record shards land on both and keep exactly what one process keeps."""
 from __future__ import annotations
 
 from collections import Counter
@@ -18,6 +19,7 @@ METADATA_DB = "synthchain_live_celery_airflow"
 PROVENANCE_DB = "synthchain_live_celery_provenance"
 WORKERS = ["worker_a", "worker_b"]
 DAG_ID = "synthchain__celery_small"
+TEXT_DAG_ID = "synthchain__celery_text"
 
 
 def small_spec() -> dict:
@@ -30,12 +32,22 @@ def small_spec() -> dict:
     return spec
 
 
+def text_spec() -> dict:
+    """The shipped fine_foods spec, 400 texts in 100-row shards: 4 generation and 4 verification record shards.
+    Embedding figures on 500 texts a side, so MiniLM does not dominate the test."""
+    spec = yaml.safe_load((ROOT / "include" / "specs" / "fine_foods.yaml").read_text())
+    spec.update(name="celery_text", target_rows=400, shard_rows=100, schedule=None)
+    spec["text"] = {**spec.get("text", {}), "sample_rows": 500}
+    return spec
+
+
 @pytest.fixture(scope="module")
 def celery_airflow(tmp_path_factory):
     import redis
 
     tmp = tmp_path_factory.mktemp("live-celery")
-    specs, dags = spec_folders(tmp, {"celery_small": small_spec()})  # the DAG file `synthchain dags sync` writes
+    # the DAG files `synthchain dags sync` writes
+    specs, dags = spec_folders(tmp, {"celery_small": small_spec(), "celery_text": text_spec()})
     redis.Redis.from_url(BROKER).flushdb()  # no task messages left over from an interrupted run
     env = {
         "AIRFLOW__CELERY__BROKER_URL": BROKER,
@@ -55,10 +67,10 @@ def celery_airflow(tmp_path_factory):
     drop_database(PROVENANCE_DB)
 
 
-def run_once(af) -> list[dict]:
-    run_id = af.trigger(DAG_ID)
-    af.wait_for_run(DAG_ID, run_id, timeout=480)
-    tis = af.task_instances(DAG_ID, run_id)
+def run_once(af, dag_id: str = DAG_ID, logical_date: str | None = None) -> list[dict]:
+    run_id = af.trigger(dag_id, logical_date=logical_date)
+    af.wait_for_run(dag_id, run_id, timeout=600)
+    tis = af.task_instances(dag_id, run_id)
     assert all(ti["state"] == "success" for ti in tis), [(ti["task_id"], ti["map_index"], ti["state"]) for ti in tis]
     assert {ti["hostname"] for ti in tis} <= set(WORKERS)  # every task ran on a Celery worker
     return tis
@@ -82,3 +94,41 @@ def test_generation_shards_run_on_both_celery_workers(celery_airflow):
             break
     assert set(hosts) == set(WORKERS), timelines
     assert any(Path(af.home, "logs").rglob("attempt=1.log"))
+
+
+def test_text_verification_shards_run_on_both_workers_and_keep_what_one_process_keeps(celery_airflow, tmp_path):
+    from datetime import date
+
+    import pandas as pd
+
+    from synthchain.pipeline import RunContext, run_all
+    from synthchain.provenance import ProvenanceStore
+    from synthchain.specs import load_spec
+    from synthchain.storage import LocalStorage
+
+    af = celery_airflow
+    af.wait_for_dag(TEXT_DAG_ID, timeout=120)
+    hosts: Counter = Counter()
+    for day in ("2026-06-01", "2026-06-02"):  # which idle worker takes a message is a race: up to two runs
+        shards = [ti for ti in run_once(af, TEXT_DAG_ID, f"{day}T00:00:00Z")
+                  if ti["task_id"] == "verification.check_records"]
+        assert sorted(ti["map_index"] for ti in shards) == [0, 1, 2, 3]
+        hosts.update(ti["hostname"] for ti in shards)
+        if set(hosts) == set(WORKERS):
+            break
+    assert set(hosts) == set(WORKERS), hosts
+
+    # the version the workers published for that date holds the synthetic rows one process keeps
+    deployed = ProvenanceStore(af.caller_env["SYNTHCHAIN_DB_URL"])
+    version = next(v for v in deployed.versions("celery_text") if v["logical_date"].startswith(day))
+    shared = pd.read_parquet(version["storage_uri"])
+    spec = load_spec(Path(af.caller_env["SYNTHCHAIN_SPECS_DIR"]) / "celery_text.yaml")
+    alone = run_all(RunContext(spec, date.fromisoformat(day), "one-process", "cli", LocalStorage(tmp_path / "storage"),
+                               ProvenanceStore(f"sqlite:///{tmp_path / 'provenance.db'}")))
+    single = pd.read_parquet(alone["data_uri"])
+
+    def synthetic(frame):  # the rows drawn for that date (a second date's version also carries the first's)
+        ids = frame.loc[frame["_sc_origin"] == "synthetic", "_sc_row_id"]
+        return sorted(ids[ids.str.contains(f"/{day}/", regex=False)])
+
+    assert len(synthetic(shared)) > 100 and synthetic(shared) == synthetic(single)
