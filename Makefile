@@ -127,6 +127,7 @@ bench: install
 	$(BIN)/python bench/ngram_vs_nltk.py
 	$(BIN)/python bench/embeddings.py
 	$(DEMO_ENV) $(BIN)/python bench/text_pipeline.py
+	$(DEMO_ENV) $(BIN)/python bench/text_scale.py
 	$(BIN)/python bench/llm_client.py
 
 clean:

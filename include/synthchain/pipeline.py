@@ -610,7 +610,11 @@ def filtering(ctx: RunContext, state: dict) -> dict:
         synthetic = pd.concat([synthetic, extra], ignore_index=True)
         # the whole pool is verified and filtered again: later hops read it, its checks and its figures
         out["synthetic_uri"] = ctx.storage.write_parquet(ctx.staging("filtering", "synthetic_pool.parquet"), synthetic)
-        added, verified, figures = verify_pool(ctx, {**state, **out}, synthetic, slices, "filtering")
+        records = None
+        if modality.shards_records:  # earlier rows keep their record checks (same references): check the new ones
+            fresh = modality.verify_records(ctx.hop_data({**state, **out}), data_columns(extra)).reset_index(drop=True)
+            records = pd.concat([checks[fresh.columns].reset_index(drop=True), fresh], ignore_index=True)
+        added, verified, figures = verify_pool(ctx, {**state, **out}, synthetic, slices, "filtering", records)
         out |= {**added, "generated_rows": len(synthetic)}
         checks = ctx.storage.read_parquet(out["checks_uri"])
         keep, dropped, metrics = _filter_pool(ctx, {**state, **out}, synthetic, checks, slices)
