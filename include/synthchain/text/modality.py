@@ -260,7 +260,9 @@ class TextModality(Modality):
         if len(records) != len(synthetic):
             raise ValueError(f"record checks cover {len(records)} rows, the pool has {len(synthetic)}")
         checks = records.drop(columns=["_sc_row_id"], errors="ignore").reset_index(drop=True)
-        _, judge_rows = self._label_judge(data)
+        # how many real records the judge learnt from (its sample's size; the model itself is not needed here)
+        every = len(data.frame("all_train_uri")) if "all_train_uri" in data.state else len(train)
+        judge_rows = min(every, settings.classifier_rows) if profile.label_column else 0
         spans = checks["memorised_span"].to_numpy()
         memo = {"memorised_share": float((spans > 0).mean()) if len(spans) else 0.0,
                 "max_span": int(spans.max()) if len(spans) else 0}
