@@ -147,7 +147,7 @@ def run(spec_path: Path, work: Path) -> None:
     for hop, names in {"profiling": ["begin", "profiling"], "generation": ["fit_generator", "sample_shard",
                                                                            "generation_gate"],
                        "verification": ["plan_verification", "verify_shard", "verification"],
-                       "filtering": ["filtering"], "blending": ["blending"],
+                       "filtering": ["plan_filtering", "pair_shard", "filtering"], "blending": ["blending"],
                        "evaluation": ["evaluation"], "publish": ["publish"]}.items():
         for name in names:
             setattr(pipeline, name, timed(hop, getattr(pipeline, name)))

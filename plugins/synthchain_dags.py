@@ -215,22 +215,28 @@ def build_dag(spec: DatasetSpec, spec_path: Path, line: str = "main") -> DAG:
             fitted >> shards
             return gate(state, shards)
 
-        @task_group(group_id="verification")
-        def verification(state):
-            @task
-            def plan(state: dict) -> list[dict]:
-                return call(path, line, "plan_verification", state)
+        def mapped_hop(group_id: str, plan_step: str, shard_step: str, shard_task: str, gate_step: str):
+            """plan -> one mapped task per shard (so the Celery workers share them) -> the hop's gate task, which
+            reads the shards' results back (verification: record checks; filtering: semantic pairs)."""
+            @task_group(group_id=group_id)
+            def group(state):
+                @task
+                def plan(state: dict) -> list[dict]:
+                    return call(path, line, plan_step, state)
 
-            # record-level checks map over shards of the pool, so the Celery workers share them
-            @task(map_index_template="{{ task.op_kwargs['shard']['shard'] }}")
-            def check_records(state: dict, shard: dict) -> str | None:
-                return call(path, line, "verify_shard", state, shard)
+                @task(task_id=shard_task, map_index_template="{{ task.op_kwargs['shard']['shard'] }}")
+                def run_shard(state: dict, shard: dict):
+                    return call(path, line, shard_step, state, shard)
 
-            @task(task_id="verification_and_gate")
-            def run(state: dict, record_uris: list) -> dict:
-                return {**state, **call(path, line, "verification", state, record_uris[:])}
+                @task(task_id=f"{gate_step}_and_gate")
+                def run(state: dict, shard_results: list) -> dict:
+                    return {**state, **call(path, line, gate_step, state, shard_results[:])}
 
-            return run(state, check_records.partial(state=state).expand(shard=plan(state)))
+                return run(state, run_shard.partial(state=state).expand(shard=plan(state)))
+            return group
+
+        verification = mapped_hop("verification", "plan_verification", "verify_shard", "check_records", "verification")
+        filtering = mapped_hop("filtering", "plan_filtering", "pair_shard", "find_pairs", "filtering")
 
         def hop(step: str):
             @task_group(group_id=step)
@@ -252,8 +258,8 @@ def build_dag(spec: DatasetSpec, spec_path: Path, line: str = "main") -> DAG:
             return out
 
         state = profiling(begin())
-        state = verification(generation(state))
-        for step in ("filtering", "blending", "evaluation"):
+        state = filtering(verification(generation(state)))
+        for step in ("blending", "evaluation"):
             state = hop(step)(state)
         publish(state)
 

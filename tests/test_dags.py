@@ -51,6 +51,12 @@ def test_every_shipped_spec_becomes_a_dag():
     assert dag.schedule == "0 2 * * *"
     assert set(dag.params) == {"target_rows", "real_fraction", "blend_mode", "seed", "generator_versions"}
     assert dag.task_dict["generation.sample"].is_mapped and dag.task_dict["generation.fit"].is_mapped
+    # the record checks and the pairwise dedup search map over shards; each hop's gate task reads them back
+    for hop, shard_task in (("verification", "check_records"), ("filtering", "find_pairs")):
+        shards, gate_task = dag.task_dict[f"{hop}.{shard_task}"], dag.task_dict[f"{hop}.{hop}_and_gate"]
+        assert shards.is_mapped and not gate_task.is_mapped
+        assert dag.task_dict[f"{hop}.plan"].downstream_task_ids == {shards.task_id}
+        assert shards.task_id in gate_task.upstream_task_ids
 
 
 def test_shipped_dag_files_are_in_step_with_the_specs():

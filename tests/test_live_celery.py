@@ -96,7 +96,7 @@ def test_generation_shards_run_on_both_celery_workers(celery_airflow):
     assert any(Path(af.home, "logs").rglob("attempt=1.log"))
 
 
-def test_text_verification_shards_run_on_both_workers_and_keep_what_one_process_keeps(celery_airflow, tmp_path):
+def test_text_verification_and_filtering_shards_run_on_both_workers_and_keep_what_one_process_keeps(celery_airflow, tmp_path):
     from datetime import date
 
     import pandas as pd
@@ -108,15 +108,17 @@ def test_text_verification_shards_run_on_both_workers_and_keep_what_one_process_
 
     af = celery_airflow
     af.wait_for_dag(TEXT_DAG_ID, timeout=120)
-    hosts: Counter = Counter()
-    for day in ("2026-06-01", "2026-06-02"):  # which idle worker takes a message is a race: up to two runs
-        shards = [ti for ti in run_once(af, TEXT_DAG_ID, f"{day}T00:00:00Z")
-                  if ti["task_id"] == "verification.check_records"]
-        assert sorted(ti["map_index"] for ti in shards) == [0, 1, 2, 3]
-        hosts.update(ti["hostname"] for ti in shards)
-        if set(hosts) == set(WORKERS):
+    hosts: dict[str, Counter] = {"verification.check_records": Counter(), "filtering.find_pairs": Counter()}
+    for day in ("2026-06-01", "2026-06-02", "2026-06-03"):  # which idle worker takes a message is a race
+        done = run_once(af, TEXT_DAG_ID, f"{day}T00:00:00Z")
+        for task_id, seen in hosts.items():
+            shards = [ti for ti in done if ti["task_id"] == task_id]
+            # 400 rows, 100 a shard: record shards of equal rows, pair shards of equal work (n * sqrt(k / 4))
+            assert sorted(ti["map_index"] for ti in shards) == [0, 1, 2, 3], (task_id, shards)
+            seen.update(ti["hostname"] for ti in shards)
+        if all(set(seen) == set(WORKERS) for seen in hosts.values()):
             break
-    assert set(hosts) == set(WORKERS), hosts
+    assert all(set(seen) == set(WORKERS) for seen in hosts.values()), hosts
 
     # the version the workers published for that date holds the synthetic rows one process keeps
     deployed = ProvenanceStore(af.caller_env["SYNTHCHAIN_DB_URL"])

@@ -182,6 +182,36 @@ def test_semantic_dedup_agrees_with_brute_force_at_threshold_edges(monkeypatch, 
             np.testing.assert_array_equal(got[2], want[2])
 
 
+@pytest.mark.parametrize("max_partners", [1, 3, semantic.MAX_PARTNERS])
+def test_semantic_pairs_by_shard_resolve_to_the_brute_force_dedup_of_any_subset(monkeypatch, max_partners):
+    """The pipeline's way: pairs searched shard by shard (each row against every earlier one, partners cut at
+    max_partners), joined, then resolved for the whole pool and for subsets of it (rows earlier filters kept,
+    one slice's rows): the same keep-first result as the brute force on exactly those rows."""
+    monkeypatch.setattr(semantic, "BLOCK", 7)
+    monkeypatch.setattr(semantic, "CHUNK", 5)
+    rng = np.random.default_rng(max_partners)
+    for _ in range(6):
+        n = int(rng.integers(20, 120))
+        emb = _grid_vectors(rng, n)
+        values = np.unique(emb.astype(np.float64) @ emb.astype(np.float64).T)
+        positive = values[values > 0]  # ascending: the lower half gives rows many partners
+        threshold = float(rng.choice(positive[: max(1, len(positive) // 2)]))
+        cuts = np.unique(np.r_[0, rng.integers(0, n, 3), n])
+        pairs = semantic.SemanticPairs.concat(
+            [semantic.semantic_pairs(emb, threshold, lo, hi, max_partners=max_partners)
+             for lo, hi in zip(cuts[:-1], cuts[1:])], threshold)
+        pairs = semantic.SemanticPairs.from_frame(pairs.frame(), threshold)  # through Parquet's table form
+        if max_partners == 1:  # the grid's clusters give rows more partners: the fallback is exercised
+            assert len(pairs.truncated)
+        for rows in (np.arange(n), np.sort(rng.choice(n, n // 2, replace=False))):
+            got = semantic.resolve(pairs.within(rows), emb[rows])
+            want = _brute_force_dedup(emb[rows], threshold)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+            np.testing.assert_array_equal(got[2], want[2])
+    with pytest.raises(ValueError, match="threshold"):
+        semantic.SemanticPairs.from_frame(pairs.frame(), threshold + 0.01)
+
+
 def test_semantic_dedup_agrees_with_brute_force_on_unit_vectors(monkeypatch):
     monkeypatch.setattr(semantic, "BLOCK", 64)
     rng = np.random.default_rng(1)

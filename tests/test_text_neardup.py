@@ -153,6 +153,25 @@ def test_near_duplicates_of_a_reference_corpus():
     assert np.isnan(jaccard[[1, 2]]).all()
 
 
+def test_a_stored_reference_sketch_finds_what_sketching_the_reference_again_finds():
+    """Verification builds the real corpus's bands once (stored as arrays) and every record shard queries
+    them: the same matches as sketching reference and texts together, and a sketch of another corpus or
+    threshold is refused rather than read wrongly."""
+    reference = random_texts(2000, seed=3) + [BASE, "", BASE.replace("coffee", "tea")]
+    texts = [BASE.replace("family", "famly"), reference[11], " ".join(reversed(reference[40].split())),
+             "nothing alike at all here", ""] + random_texts(200, seed=4)
+    stored = {k: v.copy() for k, v in neardup.reference_sketch(reference).arrays().items()}  # as np.save keeps them
+    sketch = neardup.ReferenceSketch.from_arrays(**stored)
+    got, want = near_duplicates_of(reference, texts, sketch=sketch), near_duplicates_of(reference, texts)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(np.isnan(got[1]), np.isnan(want[1]))
+    np.testing.assert_array_equal(got[1][~np.isnan(got[1])], want[1][~np.isnan(want[1])])
+    assert got[0][:4].tolist() == [2000, 11, 40, -1] and got[1][2] == 1.0
+    with pytest.raises(ValueError, match="reference sketch was built for 2003 texts"):
+        near_duplicates_of(reference[:-1], texts, sketch=sketch)
+    with pytest.raises(ValueError, match=r"\(0.8, 128, 1, 1\)"):
+        near_duplicates_of(reference, texts, threshold=0.7, sketch=sketch)
+
+
 def test_a_crowd_of_near_identical_texts_stays_linear_and_keeps_one():
     # 300 texts that differ in one word share most band buckets (buckets beyond BIG_BUCKET members).
     template = " ".join(f"t{k}" for k in range(30))

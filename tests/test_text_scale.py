@@ -115,15 +115,31 @@ def test_verification_by_record_shards_equals_one_pass_and_keeps_the_same_rows(r
     assert [(s["start"], s["stop"]) for s in plan] == [(0, 100), (100, 200), (200, 300)]
     uris = [p.verify_shard(ctx, state, s) for s in plan]
 
-    def verify_and_filter(record_uris):
+    def verify_and_filter(record_uris, sharded_pairs: bool):
         out = p.verification(ctx, state, record_uris)
         checks, figures = storage.read_parquet(out["checks_uri"]), storage.read_json(out["verification_uri"])
-        kept = p.filtering(ctx, {**state, **out})
-        return checks, figures, set(storage.read_parquet(kept["kept_uri"])["_sc_row_id"])
+        pairs = [p.pair_shard(ctx, {**state, **out}, s) for s in p.plan_filtering(ctx, {**state, **out})] \
+            if sharded_pairs else None
+        kept = p.filtering(ctx, {**state, **out}, pairs)
+        dropped = storage.read_parquet(kept["dropped_uri"])
+        ids = set(storage.read_parquet(kept["kept_uri"])["_sc_row_id"])
+        if sharded_pairs:  # top-up rounds checked only their new rows: the same verdicts as filtering it all afresh
+            final = {**state, **out, **kept}
+            pool, pool_checks = storage.read_parquet(final["synthetic_uri"]), storage.read_parquet(final["checks_uri"])
+            assert kept["rounds"] >= 1 and len(pool) > 300
+            afresh, _, _ = p._filter_pool(ctx, final, pool, pool_checks, p._slices(ctx, final))
+            assert set(pool.loc[afresh, "_sc_row_id"]) == ids
+        return checks, figures, ids, dict(zip(dropped["_sc_row_id"], dropped["_sc_reason"])), pairs
 
-    sharded, whole = verify_and_filter(uris), verify_and_filter(None)
+    sharded, whole = verify_and_filter(uris, True), verify_and_filter(None, False)
     pd.testing.assert_frame_equal(sharded[0], whole[0])
     assert sharded[1] == whole[1] and sharded[2] == whole[2] and len(whole[2]) > 100
+    assert sharded[3] == whole[3]  # the same drops for the same reasons
     assert (sharded[0]["memorised_span"] >= 0).all() and "label_confidence" in sharded[0]
+    assert {"real_exact_copy", "near_real_reference", "near_real_jaccard"} <= set(sharded[0].columns)
+    # pair shards of equal work: 300 rows at 100 a shard end at 300 * sqrt(k / 3)
+    assert [(s["start"], s["stop"]) for s in sharded[4]] == [(0, 173), (173, 245), (245, 300)]
     with pytest.raises(ValueError, match="do not cover the pool's 300 rows in order"):
         p.verification(ctx, state, [uris[1], uris[0], uris[2]])
+    with pytest.raises(ValueError, match="do not cover the pool's 300 rows in order"):
+        p.filtering(ctx, {**state, **p.verification(ctx, state, uris)}, sharded[4][1:])

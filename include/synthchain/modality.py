@@ -210,6 +210,22 @@ class Modality(ABC):
     @abstractmethod
     def filters(self, spec: "DatasetSpec") -> list["RowFilter"]: ...
 
+    # Filtering's costly global pass, split by shard: a modality with a pairwise search (text: semantic
+    # duplicates, every row against every earlier row) finds each shard's pairs in a mapped task; the
+    # filter then applies its keep-first rule to them. A top-up round searches only its new rows.
+    shards_pairs: ClassVar[bool] = False
+
+    def prepare_pairs(self, data: HopData) -> None:
+        """Build what every pair shard reads (the pool's embeddings) once, into the cache."""
+
+    def find_pairs(self, data: HopData, start: int, stop: int) -> pd.DataFrame:
+        """The pairs of rows start..stop of the pool with earlier rows, as a table. Only when `shards_pairs`."""
+        raise NotImplementedError(f"{type(self).__name__} does not search pairs by shard")
+
+    def with_pairs(self, inputs: Any, pairs: pd.DataFrame, positions: np.ndarray) -> Any:
+        """The filter input given the pool's pairs; `positions`: the pool rows `inputs` holds, ascending."""
+        raise NotImplementedError(f"{type(self).__name__} does not search pairs by shard")
+
     @abstractmethod
     def filter_input(self, data: HopData, synthetic: pd.DataFrame, checks: pd.DataFrame) -> Any:
         """What the filters see; must have `subset(index)` (see filtering.FilterInput)."""

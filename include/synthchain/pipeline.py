@@ -578,19 +578,67 @@ def _stored_checks(ctx: RunContext, rows: pd.DataFrame, result, where: tuple[str
 
 # --- 4. filtering --------------------------------------------------------------------------------
 
+def pair_bounds(n: int, shard_rows: int) -> list[tuple[int, int]]:
+    """Shard bounds over n rows for a search of each row against every earlier row: shard k ends at
+    n * sqrt(k / K), so every shard does about the same n^2 / 2K products (the first holds the most rows)."""
+    shards = max(1, -(-n // max(shard_rows, 1)))
+    cuts = sorted({0, n, *(round(n * (k / shards) ** 0.5) for k in range(1, shards))})
+    return list(zip(cuts[:-1], cuts[1:])) or [(0, 0)]
+
+
 @step
-def filtering(ctx: RunContext, state: dict) -> dict:
-    """Reads synthetic rows and their checks; writes kept and dropped rows (each drop with filter and reason).
+def plan_filtering(ctx: RunContext, state: dict) -> list[dict]:
+    """The pool's pair shards (see `pair_bounds`), after building once what every shard reads. At least one
+    shard; a modality without a pairwise pass gets one that does nothing."""
+    n = len(ctx.storage.read_parquet(state["synthetic_uri"]))
+    if not ctx.modality.shards_pairs:
+        return [{"shard": 0, "start": 0, "stop": n, "pairs": False}]
+    ctx.modality.prepare_pairs(ctx.hop_data(state))
+    return [{"shard": i, "start": lo, "stop": hi, "pairs": True}
+            for i, (lo, hi) in enumerate(pair_bounds(n, ctx.spec.shard_rows))]
+
+
+@step
+def pair_shard(ctx: RunContext, state: dict, shard: dict) -> dict | None:
+    """One shard's pairs (rows start..stop against every earlier row), written where a retry overwrites them."""
+    if not shard["pairs"]:
+        return None
+    found = ctx.modality.find_pairs(ctx.hop_data(state), shard["start"], shard["stop"])
+    uri = ctx.storage.write_parquet(ctx.staging("filtering", "pairs", f"shard-{shard['shard']:05d}.parquet"), found)
+    return {"uri": uri, "start": shard["start"], "stop": shard["stop"], "pairs": len(found)}
+
+
+def _shard_pairs(ctx: RunContext, n: int, pair_shards: list[dict | None] | None) -> pd.DataFrame | None:
+    """The pair shards' tables, joined; they must cover the pool's rows 0..n in order, else refused."""
+    shards = [s for s in (pair_shards or []) if s]
+    if not shards:
+        return None
+    bounds = [(s["start"], s["stop"]) for s in shards]
+    if [b[0] for b in bounds] != [0, *[b[1] for b in bounds[:-1]]] or bounds[-1][1] != n:
+        raise ValueError(f"the pair shards {bounds} do not cover the pool's {n} rows in order: re-run the "
+                         "filtering pair shards")
+    return pd.concat([ctx.storage.read_parquet(s["uri"]) for s in shards], ignore_index=True)
+
+
+@step
+def filtering(ctx: RunContext, state: dict, pair_shards: list[dict | None] | None = None) -> dict:
+    """Reads synthetic rows, their checks and the pair shards' pairs; writes kept and dropped rows (each drop with
+    filter and reason). Without `pair_shards` a modality with a pairwise pass searches the pool's pairs here.
 
     Slices still short of their quota of kept rows get more rows, verified and filtered with the rest, until
-    every quota is met or the budget is spent (see rounds.py)."""
+    every quota is met or the budget is spent (see rounds.py). A round's keep-first decisions about earlier
+    rows cannot change (they depend on earlier rows only), so only its new rows' records and pairs are checked;
+    the pool's figures and the filters' verdicts are then taken over the whole pool again."""
     spec, modality = ctx.spec, ctx.modality
     slices = _slices(ctx, state)
     synthetic = ctx.storage.read_parquet(state["synthetic_uri"])
     checks = ctx.storage.read_parquet(state["checks_uri"])
     planned = {s.name: s.quota for s in slices}  # round 0's plan: each quota, split over its shards
     sampling = _round0_sampling(ctx)
-    keep, dropped, metrics = _filter_pool(ctx, state, synthetic, checks, slices)
+    pairs = _shard_pairs(ctx, len(synthetic), pair_shards)
+    if pairs is None and modality.shards_pairs:
+        pairs = modality.find_pairs(ctx.hop_data(state), 0, len(synthetic))
+    keep, dropped, metrics = _filter_pool(ctx, state, synthetic, checks, slices, pairs)
     verified, used, out = None, {}, {}  # verified: the last round's verification batches
     train = None  # the real training rows, read once if a round needs them
     for round_ in range(1, spec.targets.max_rounds + 1):
@@ -616,8 +664,11 @@ def filtering(ctx: RunContext, state: dict) -> dict:
             records = pd.concat([checks[fresh.columns].reset_index(drop=True), fresh], ignore_index=True)
         added, verified, figures = verify_pool(ctx, {**state, **out}, synthetic, slices, "filtering", records)
         out |= {**added, "generated_rows": len(synthetic)}
+        if pairs is not None:  # earlier rows keep their pairs (they look back only): search the new rows'
+            pairs = pd.concat([pairs, modality.find_pairs(ctx.hop_data({**state, **out}), len(synthetic) - len(extra),
+                                                          len(synthetic))], ignore_index=True)
         checks = ctx.storage.read_parquet(out["checks_uri"])
-        keep, dropped, metrics = _filter_pool(ctx, {**state, **out}, synthetic, checks, slices)
+        keep, dropped, metrics = _filter_pool(ctx, {**state, **out}, synthetic, checks, slices, pairs)
     if verified is not None:
         ctx.store.record_metrics(state["attempt_id"], verification=figures)
         by_generator = synthetic["_sc_generator"].value_counts().to_dict()
@@ -659,13 +710,14 @@ def filtering(ctx: RunContext, state: dict) -> dict:
     return out
 
 
-def _filter_pool(ctx: RunContext, state: dict, synthetic: pd.DataFrame, checks: pd.DataFrame, slices: list[Slice]
-                 ) -> tuple[np.ndarray, pd.DataFrame, dict]:
+def _filter_pool(ctx: RunContext, state: dict, synthetic: pd.DataFrame, checks: pd.DataFrame, slices: list[Slice],
+                 pairs: pd.DataFrame | None = None) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """The modality's filters, then each slice's own check: a kept row holds its slice's conditions, and a
-    slice keeps no more than its quota."""
+    slice keeps no more than its quota. `pairs`: the pool's pairs from the pair shards (their rows numbered in
+    the pool; a slice's filters read those among its rows)."""
     views = state.get("slice_views")
     if not views:
-        keep, dropped, metrics = _run_filters(ctx, state, synthetic, checks)
+        keep, dropped, metrics = _run_filters(ctx, state, synthetic, checks, np.arange(len(synthetic)), pairs)
     else:  # each slice's rows filtered against the real rows of their slice (its view, see verify_pool)
         keep, parts, metrics = np.zeros(len(synthetic), dtype=bool), [], {}
         target = synthetic["_sc_target"].to_numpy()
@@ -676,7 +728,7 @@ def _filter_pool(ctx: RunContext, state: dict, synthetic: pd.DataFrame, checks: 
             view = views.get(piece.name, state)
             mine = ctx.storage.read_parquet(view["checks_uri"]) if piece.name in views else checks.iloc[at]
             kept_here, gone, figures = _run_filters(ctx, view, synthetic.iloc[at].reset_index(drop=True),
-                                                    mine.reset_index(drop=True))
+                                                    mine.reset_index(drop=True), at, pairs)
             keep[at[kept_here]] = True
             parts.append(gone.assign(index=at[gone["index"].to_numpy()]))
             for name, figure in figures.items():
@@ -713,10 +765,13 @@ def _add_sampling(out: dict[str, dict], target: str, stats: dict) -> None:
     mine["acceptance_rate"] = mine["accepted"] / max(mine["drawn"], 1)
 
 
-def _run_filters(ctx: RunContext, state: dict, synthetic: pd.DataFrame, checks: pd.DataFrame):
+def _run_filters(ctx: RunContext, state: dict, synthetic: pd.DataFrame, checks: pd.DataFrame, positions: np.ndarray,
+                 pairs: pd.DataFrame | None):
     modality = ctx.modality
-    return run_filters(modality.filters(ctx.spec), modality.filter_input(
-        ctx.hop_data(state), data_columns(synthetic), checks.drop(columns=["_sc_row_id"])))
+    inputs = modality.filter_input(ctx.hop_data(state), data_columns(synthetic), checks.drop(columns=["_sc_row_id"]))
+    if pairs is not None:
+        inputs = modality.with_pairs(inputs, pairs, positions)
+    return run_filters(modality.filters(ctx.spec), inputs)
 
 
 def _kept_checks(ctx: RunContext, state: dict, kept: pd.DataFrame) -> tuple[list[g.Batch], dict]:
@@ -1095,7 +1150,9 @@ def run_all(ctx: RunContext) -> dict:
             state |= generation_gate(ctx, state, shard_uris)
             record_uris = [verify_shard(ctx, state, shard) for shard in plan_verification(ctx, state)]
             state |= verification(ctx, state, record_uris)
-            for hop in (filtering, blending, evaluation):
+            pair_shards = [pair_shard(ctx, state, shard) for shard in plan_filtering(ctx, state)]
+            state |= filtering(ctx, state, pair_shards)
+            for hop in (blending, evaluation):
                 state |= hop(ctx, state)
             return publish(ctx, state)
     except g.GateFailed:

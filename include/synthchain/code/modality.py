@@ -71,6 +71,7 @@ class CodeModality(TextModality):
     name = "code"
     lineage_checks = ("verdict",)
     shards_records = False  # its verify executes every solution itself (text's record shards do not apply)
+    shards_pairs = False  # no semantic dedup of solutions: exact dedup only
 
     # --- rounds: adaptive k ----------------------------------------------------------------------
     def aim_top_up(self, spec, piece: Slice, train: pd.DataFrame, synthetic: pd.DataFrame, kept: np.ndarray) -> Slice:

@@ -16,7 +16,7 @@ from ..filters import Decision, RowFilter
 from ..specs import TextSpec
 from .embeddings import encoder
 from .neardup import find_near_duplicates, near_duplicates_of
-from .semantic import semantic_duplicates
+from .semantic import SemanticPairs, resolve, semantic_pairs
 from .tokens import text_hashes
 
 
@@ -29,11 +29,13 @@ class TextFilterInput:
     train_texts: list[str]
     settings: TextSpec
     seed: int = 0
+    semantic: SemanticPairs | None = None  # the pool's semantic pairs, found by shard (None: searched here)
 
     def subset(self, index: np.ndarray) -> "TextFilterInput":
         return replace(self, rows=self.rows.iloc[index].reset_index(drop=True),
                        checks=self.checks.iloc[index].reset_index(drop=True),
-                       texts=[self.texts[i] for i in index], embeddings=self.embeddings[index])
+                       texts=[self.texts[i] for i in index], embeddings=self.embeddings[index],
+                       semantic=None if self.semantic is None else self.semantic.within(index))
 
 
 def _reasons(n: int) -> np.ndarray:
@@ -56,7 +58,9 @@ class ExactTextDedup(RowFilter):
 
     def decide(self, data: TextFilterInput) -> Decision:
         hashes = text_hashes(data.texts)
-        copy = np.isin(hashes, text_hashes(data.train_texts))
+        # verification's record shards found copies of real texts (against the real hashes, built once)
+        copy = data.checks["real_exact_copy"].to_numpy(dtype=bool) if "real_exact_copy" in data.checks \
+            else np.isin(hashes, text_hashes(data.train_texts))
         repeat = pd.Series(hashes).duplicated().to_numpy()
         reasons = np.where(copy, "exact copy of a real training text", "exact repeat of an earlier synthetic text")
         return Decision(~(copy | repeat), reasons.astype(object),
@@ -71,7 +75,11 @@ class NearDuplicateFilter(RowFilter):
     def decide(self, data: TextFilterInput) -> Decision:
         threshold = data.settings.near_dup_threshold
         within = find_near_duplicates(data.texts, threshold=threshold)
-        of_real, real_jaccard = near_duplicates_of(data.train_texts, data.texts, threshold=threshold)
+        if "near_real_reference" in data.checks:  # found in verification's record shards (real sketch built once)
+            of_real = data.checks["near_real_reference"].to_numpy(dtype=np.int64)
+            real_jaccard = data.checks["near_real_jaccard"].to_numpy(dtype=float)
+        else:
+            of_real, real_jaccard = near_duplicates_of(data.train_texts, data.texts, threshold=threshold)
         near_real = of_real >= 0
         reasons = _reasons(len(data.texts))
         for i in np.flatnonzero(~within.keep):
@@ -85,22 +93,34 @@ class NearDuplicateFilter(RowFilter):
                                         "confirmed_pairs": int(within.confirmed_pairs)})
 
 
+def semantic_threshold(settings: TextSpec) -> float:
+    """The spec's threshold, else the calibrated one of the encoder serving dedup: cosines are per model."""
+    if settings.semantic_threshold is not None:
+        return settings.semantic_threshold
+    return encoder(settings.embedding.dedup).semantic_threshold
+
+
 class SemanticDedup(RowFilter):
+    """Keep-first on cosine similarity. The pairs come from filtering's mapped shards when the pipeline searched
+    them there (every row against every earlier one); otherwise they are searched here, the same way."""
+
     name = "semantic_dedup"
 
     def decide(self, data: TextFilterInput) -> Decision:
-        # the spec's threshold, else the calibrated one of the encoder serving dedup: cosines are per model
         model = data.settings.embedding.dedup
-        threshold = data.settings.semantic_threshold
-        if threshold is None:
-            threshold = encoder(model).semantic_threshold
-        keep, duplicate_of, similarity = semantic_duplicates(data.embeddings, threshold)
+        threshold = semantic_threshold(data.settings)
+        pairs = data.semantic if data.semantic is not None else semantic_pairs(data.embeddings, threshold)
+        if pairs.threshold != threshold:
+            raise ValueError(f"the semantic pairs were searched at threshold {pairs.threshold}, the spec asks "
+                             f"{threshold}: search them again")
+        keep, duplicate_of, similarity = resolve(pairs, data.embeddings)
         reasons = _reasons(len(keep))
         for i in np.flatnonzero(~keep):
             reasons[i] = (f"semantic duplicate of synthetic text {duplicate_of[i]} "
                           f"({model} cosine {similarity[i]:.3f} >= {threshold})")
         return Decision(keep, reasons, {"semantic_duplicates": int((~keep).sum()), "model": model,
-                                        "threshold": threshold})
+                                        "threshold": threshold, "pairs": int(len(pairs.left)),
+                                        "searched_by_shard": data.semantic is not None})
 
 
 class ContaminationFilter(RowFilter):

@@ -10,6 +10,7 @@ Stage I/O (beyond the pipeline's own artefacts):
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,13 @@ from .diversity import diversity_report
 from .embeddings import embed, encoder_id
 from .evaluation import evaluate_text
 from .fidelity import detection_auc, fidelity_report
-from .filters import TextFilterInput, default_text_filters
+from .filters import TextFilterInput, default_text_filters, semantic_threshold
+from .semantic import SemanticPairs, semantic_pairs
 from .generators import BUILTIN as NGRAM_BUILTIN
 from .llm_generator import OpenAICompatibleGenerator
 
 BUILTIN = {**NGRAM_BUILTIN, "openai_compatible": OpenAICompatibleGenerator}
-from .neardup import find_near_duplicates
+from .neardup import ReferenceSketch, find_near_duplicates, near_duplicates_of, reference_sketch
 from .overlap import NgramIndex, contamination, memorisation, token_hashes
 from .profile import TextProfile, load_eval_sets, load_texts, profile_texts, record_texts, spec_texts
 from .tokens import TokenView, text_hashes, tokenize_all
@@ -55,16 +57,25 @@ def embedding_models(spec) -> dict[str, str]:
     return {use: encoder_id(model) for use, model in spec.text.embedding.models().items()}
 
 
+EMBED_CHUNK = 16_384  # texts per cached embedding file: a pool grown by a round re-embeds only its new tail
+
+
 def cached_embeddings(data: HopData, texts: list[str], use: str) -> np.ndarray:
     """Sentence embeddings by the encoder the spec names for `use`, content-addressed: the same texts and
     encoder are embedded once for every hop and re-run. The key holds the encoder's id and version, so
-    switching a use to another model re-embeds and switching back finds the earlier vectors."""
+    switching a use to another model re-embeds and switching back finds the earlier vectors. Stored in
+    chunks of EMBED_CHUNK texts counted from the first, so that a pool with rows appended (a top-up round)
+    finds its earlier chunks and embeds only the rest."""
     model = embedding_model(data.spec, use)
     key = stable_hash([encoder_id(model), texts])[:32]
     if key not in _RECENT:
         if len(_RECENT) >= 8:
             _RECENT.pop(next(iter(_RECENT)))
-        _RECENT[key] = data.cached_array("embeddings", key, lambda: embed(texts, model=model))
+        parts = [data.cached_array("embeddings", stable_hash([encoder_id(model), part])[:32],
+                                   lambda part=part: embed(part, model=model))
+                 for lo in range(0, len(texts), EMBED_CHUNK) for part in [texts[lo:lo + EMBED_CHUNK]]]
+        _RECENT[key] = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else \
+            embed(texts, model=model)
     return _RECENT[key]
 
 
@@ -213,11 +224,20 @@ class TextModality(Modality):
         key = stable_hash(["label_judge", texts, labels, seed])[:32]
         return data.cached_model("label_judge", key, lambda: label_model(texts, labels, seed)), len(rows)
 
+    def _real_texts(self, data: HopData) -> tuple[list[str], str]:
+        """The real training records as texts and a key of their content, computed once per hop: every
+        reference below (index, sketch, hashes) is keyed by it."""
+        memo = data.__dict__.setdefault("_real_texts_memo", {})
+        if not memo:
+            texts = record_texts(data.train, data.profile)
+            memo["value"] = (texts, stable_hash(["real_records", texts])[:32])
+        return memo["value"]
+
     def _real_index(self, data: HopData) -> NgramIndex:
         """The real training corpus's memorisation index, two arrays in the cache (built once per content)."""
         n = data.spec.text.memorisation_ngram
-        train_texts = record_texts(data.train, data.profile)
-        key = stable_hash(["memorisation_index", n, train_texts])[:32]
+        train_texts, content = self._real_texts(data)
+        key = stable_hash(["memorisation_index", n, content])[:32]
         built: list[NgramIndex] = []
 
         def build() -> NgramIndex:
@@ -231,9 +251,31 @@ class TextModality(Modality):
         index.n_documents = len(train_texts)
         return index
 
+    def _real_sketch(self, data: HopData) -> ReferenceSketch:
+        """The real corpus's MinHash-LSH bands (near copies of real texts), built once per content and threshold."""
+        train_texts, content = self._real_texts(data)
+        threshold = data.spec.text.near_dup_threshold
+        key = stable_hash(["near_dup_sketch", threshold, content])[:32]
+        built: list[ReferenceSketch] = []
+
+        def build(part: str) -> np.ndarray:
+            if not built:
+                built.append(reference_sketch(train_texts, threshold=threshold))
+            return built[0].arrays()[part]
+
+        return ReferenceSketch.from_arrays(**{part: data.cached_array(f"near_dup_{part}", key, lambda p=part: build(p))
+                                              for part in ("keys", "rows", "meta")})
+
+    def _real_hashes(self, data: HopData) -> np.ndarray:
+        """The real records' exact-dedup keys (`text_hashes`), sorted, cached once per content."""
+        train_texts, content = self._real_texts(data)
+        return data.cached_array("real_text_hashes", content, lambda: np.sort(text_hashes(train_texts)))
+
     def prepare_records(self, data: HopData) -> None:
         self._label_judge(data)
         self._real_index(data)
+        self._real_sketch(data)
+        self._real_hashes(data)
 
     def verify_records(self, data: HopData, rows: pd.DataFrame) -> pd.DataFrame:
         profile, settings = data.profile, data.spec.text
@@ -249,6 +291,14 @@ class TextModality(Modality):
         memorised, _ = memorisation(self._real_index(data), TokenView(texts), n=settings.memorisation_ngram)
         checks["memorised_span"] = memorised.longest_span
         checks["memorised_reference"] = memorised.reference_index
+        # copies of real texts, exact (normal form) and near (true Jaccard), against references built once
+        real_hashes = self._real_hashes(data)
+        mine = text_hashes(texts)
+        at = np.minimum(np.searchsorted(real_hashes, mine), max(len(real_hashes) - 1, 0))
+        checks["real_exact_copy"] = real_hashes[at] == mine if len(real_hashes) else np.zeros(len(texts), dtype=bool)
+        near, jaccard = near_duplicates_of(self._real_texts(data)[0], texts, threshold=settings.near_dup_threshold,
+                                           sketch=self._real_sketch(data))
+        checks["near_real_reference"], checks["near_real_jaccard"] = near, jaccard
         return checks
 
     def verify(self, data: HopData, synthetic: pd.DataFrame, records: pd.DataFrame | None = None) -> Verified:
@@ -321,8 +371,27 @@ class TextModality(Modality):
     def filter_input(self, data: HopData, synthetic: pd.DataFrame, checks: pd.DataFrame) -> TextFilterInput:
         profile = data.profile
         texts = record_texts(synthetic, profile)
+        # copies of real texts were found in verification's record shards; older checks lack them
+        found = {"real_exact_copy", "near_real_reference"} <= set(checks.columns)
         return TextFilterInput(synthetic, checks, texts, cached_embeddings(data, texts, "dedup"),
-                               record_texts(data.train, profile), data.spec.text, data.seed("filter"))
+                               [] if found else record_texts(data.train, profile), data.spec.text,
+                               data.seed("filter"))
+
+    shards_pairs = True
+
+    def _pool_embeddings(self, data: HopData) -> np.ndarray:
+        texts = record_texts(data_columns(data.frame("synthetic_uri")), data.profile)
+        return cached_embeddings(data, texts, "dedup")
+
+    def prepare_pairs(self, data: HopData) -> None:
+        self._pool_embeddings(data)  # usually cached already: detection embeds the pool when it shares the encoder
+
+    def find_pairs(self, data: HopData, start: int, stop: int) -> pd.DataFrame:
+        return semantic_pairs(self._pool_embeddings(data), semantic_threshold(data.spec.text), start, stop).frame()
+
+    def with_pairs(self, inputs: TextFilterInput, pairs: pd.DataFrame, positions: np.ndarray) -> TextFilterInput:
+        found = SemanticPairs.from_frame(pairs, semantic_threshold(inputs.settings))
+        return replace(inputs, semantic=found.within(positions))
 
     def _kept_embeddings(self, data: HopData, kept: pd.DataFrame, use: str) -> np.ndarray:
         """The kept rows among the generated batch's embedded sample, their cached embeddings for `use` (no

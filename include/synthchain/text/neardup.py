@@ -450,26 +450,79 @@ def find_near_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm:
                           int(confirmed.sum()) + len(repeats))
 
 
+@dataclass(frozen=True)
+class ReferenceSketch:
+    """A reference corpus's LSH bands, sorted for lookup: built once, stored (`arrays`), read by every query.
+
+    For a million real texts this is what near-dup-against-the-real-corpus needs besides the texts
+    themselves (whose shingles are rebuilt only for candidate pairs): per band, the keys of the
+    reference texts that have words, sorted, and which text each is (int32). 14 bands x 12 bytes a
+    text at the default threshold: 170 MB for 1M texts, against sketching the corpus again per query.
+    """
+    keys: np.ndarray  # (bands, m) uint64, each band sorted
+    rows: np.ndarray  # (bands, m) int32: the reference text of each key
+    n_reference: int
+    params: tuple[float, int, int, int]  # threshold, num_perm, shingle_size, seed
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"keys": self.keys, "rows": self.rows,
+                "meta": np.array([self.n_reference, *self.params], dtype=np.float64)}
+
+    @classmethod
+    def from_arrays(cls, keys: np.ndarray, rows: np.ndarray, meta: np.ndarray) -> "ReferenceSketch":
+        threshold, num_perm, shingle_size, seed = meta[1:].tolist()
+        return cls(keys, rows, int(meta[0]), (threshold, int(num_perm), int(shingle_size), int(seed)))
+
+
+def reference_sketch(reference: Sequence[str], threshold: float = 0.8, num_perm: int = 128, shingle_size: int = 1,
+                     seed: int = 1) -> ReferenceSketch:
+    bands, rows = lsh_params(threshold, num_perm)
+    sketch = _sketch(reference, bands, rows, num_perm, shingle_size, seed)
+    present = np.flatnonzero(sketch.has_words)
+    keys = sketch.band_keys[:, present]
+    order = np.argsort(keys, axis=1, kind="stable")  # stable: equal keys stay in text order
+    return ReferenceSketch(np.take_along_axis(keys, order, axis=1), present[order].astype(np.int32), len(reference),
+                           (threshold, num_perm, shingle_size, seed))
+
+
+class _Joined(Sequence):
+    """reference + texts as one sequence without copying a million-entry list."""
+
+    def __init__(self, first: Sequence[str], second: Sequence[str]):
+        self.first, self.second = first, second
+
+    def __len__(self) -> int:
+        return len(self.first) + len(self.second)
+
+    def __getitem__(self, i):
+        return self.first[i] if i < len(self.first) else self.second[i - len(self.first)]
+
+
 def near_duplicates_of(reference: Sequence[str], texts: Sequence[str], threshold: float = 0.8, num_perm: int = 128,
-                       shingle_size: int = 1, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                       shingle_size: int = 1, seed: int = 1,
+                       sketch: ReferenceSketch | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each text's most similar reference text with true Jaccard >= threshold: (index or -1, Jaccard or NaN).
 
     For flagging synthetic texts that are near copies of real ones. Ties go to the lower reference index.
+    `sketch`: the reference's stored `reference_sketch` (same parameters), so that only `texts` are sketched.
     """
     n_ref = len(reference)
-    corpus = [*reference, *texts]
-    sketch = _sketch(corpus, *lsh_params(threshold, num_perm), num_perm, shingle_size, seed)
-    ref_rows = np.flatnonzero(sketch.has_words[:n_ref])
-    query_rows = n_ref + np.flatnonzero(sketch.has_words[n_ref:])
+    if sketch is None:
+        sketch = reference_sketch(reference, threshold, num_perm, shingle_size, seed)
+    if sketch.n_reference != n_ref or sketch.params != (threshold, num_perm, shingle_size, seed):
+        raise ValueError(f"the reference sketch was built for {sketch.n_reference} texts with (threshold, num_perm, "
+                         f"shingle_size, seed) {sketch.params}, not {n_ref} with "
+                         f"{(threshold, num_perm, shingle_size, seed)}")
+    query = _sketch(texts, *lsh_params(threshold, num_perm), num_perm, shingle_size, seed)
+    query_rows = np.flatnonzero(query.has_words)
     found = []
-    for band_keys in sketch.band_keys:
-        order = np.lexsort((ref_rows, band_keys[ref_rows]))
-        ref_keys, ref_texts = band_keys[ref_rows][order], ref_rows[order]
+    for ref_keys, ref_texts, band_keys in zip(sketch.keys, sketch.rows, query.band_keys):
         lo = np.searchsorted(ref_keys, band_keys[query_rows], side="left")
         hits = np.minimum(np.searchsorted(ref_keys, band_keys[query_rows], side="right") - lo, BIG_BUCKET)
-        found.append(np.stack([ref_texts[_ranges(lo, hits)], np.repeat(query_rows, hits)], axis=1))
+        found.append(np.stack([ref_texts[_ranges(lo, hits)].astype(np.int64), n_ref + np.repeat(query_rows, hits)],
+                              axis=1))
     pairs = _unique_pairs(np.concatenate(found)) if found else np.empty((0, 2), dtype=np.int64)
-    jaccard = _jaccard(corpus, shingle_size, pairs)
+    jaccard = _jaccard(_Joined(reference, texts), shingle_size, pairs)
     confirmed = jaccard >= threshold
     pairs, jaccard = pairs[confirmed], jaccard[confirmed]
     order = np.lexsort((pairs[:, 0], -jaccard, pairs[:, 1]))  # per text: highest Jaccard, then lowest index

@@ -14,7 +14,10 @@ computed the same way whatever the blocking. Results are deterministic.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 
 BLOCK = 2048  # query rows per product
 CHUNK = 8192  # reference rows per product: a 2048 x 8192 float32 block is 64 MB
@@ -39,18 +42,23 @@ def _as_matrix(emb: np.ndarray) -> np.ndarray:
 
 
 def _best_matches(query: np.ndarray, reference: np.ndarray, floor: float, best_sim: np.ndarray,
-                  best_idx: np.ndarray, ref_index: np.ndarray | None = None) -> None:
+                  best_idx: np.ndarray, ref_index: np.ndarray | None = None,
+                  query_index: np.ndarray | None = None) -> None:
     """Update, in place, each query row's most similar reference row with similarity >= floor.
 
     best_sim (float64, -inf while none) and best_idx are per query row. Reference rows are
     visited in ascending order and a later one must be strictly more similar to win, so ties go
-    to the smaller index. `ref_index` maps reference rows to the caller's indices.
+    to the smaller index. `ref_index` maps reference rows to the caller's indices; with `query_index` (the
+    query rows' indices, in the same numbering) only reference rows before each query row are matched.
     """
     if not len(query) or not len(reference):
         return
     every = np.arange(len(query))
     for lo in range(0, len(reference), CHUNK):
         sims = query @ reference[lo:lo + CHUNK].T
+        if query_index is not None:
+            numbered = ref_index[lo:lo + CHUNK] if ref_index is not None else np.arange(lo, lo + len(sims[0]))
+            sims[numbered[None, :] >= query_index[:, None]] = -np.inf
         top = sims.argmax(axis=1)
         top_sim = sims[every, top]
         # Worth an exact check: a pair that can reach the floor and can beat (or tie) the best so far.
@@ -80,40 +88,190 @@ def _best_matches(query: np.ndarray, reference: np.ndarray, floor: float, best_s
         best_idx[rows[better]] = cols[better] if ref_index is None else ref_index[cols[better]]
 
 
+MAX_PARTNERS = 32  # per row, its most similar and its earliest earlier partners kept (each up to this many)
+
+
+@dataclass(frozen=True)
+class SemanticPairs:
+    """Candidate semantic duplicates: (earlier, later) row pairs with cosine >= threshold, settled in float64.
+
+    Built per shard of rows (`semantic_pairs(emb, threshold, start, stop)`: each row against every row
+    before it), so the all-pairs products of a pool split over workers; `resolve` then applies the
+    keep-first rule to any ordered subset of the rows in one pass over the pairs. A row of a big
+    cluster can have thousands of partners: it keeps its MAX_PARTNERS most similar (`top`, which decide
+    which kept row it duplicates) and its MAX_PARTNERS earliest (the rows keep-first tends to keep: a
+    cluster's first member), and is flagged `truncated`. `resolve` settles what the listed partners
+    cannot, against the kept rows themselves.
+    """
+    left: np.ndarray  # int64: the earlier row
+    right: np.ndarray  # int64: the later row
+    similarity: np.ndarray  # float64 cosine, >= threshold
+    top: np.ndarray  # bool: among the later row's MAX_PARTNERS most similar partners (all are, if not truncated)
+    truncated: np.ndarray  # int64 rows with partners left out
+    threshold: float
+
+    @classmethod
+    def empty(cls, threshold: float) -> "SemanticPairs":
+        none = np.empty(0, dtype=np.int64)
+        return cls(none, none, np.empty(0), np.empty(0, dtype=bool), none, threshold)
+
+    @classmethod
+    def concat(cls, parts: list["SemanticPairs"], threshold: float) -> "SemanticPairs":
+        if any(p.threshold != threshold for p in parts):
+            raise ValueError(f"semantic pairs found at thresholds {sorted({p.threshold for p in parts})}, "
+                             f"not {threshold}: search the pairs again")
+        if not parts:
+            return cls.empty(threshold)
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("left", "right", "similarity", "top",
+                                                                               "truncated")), threshold)
+
+    def frame(self) -> pd.DataFrame:
+        """One Parquet-able table: pairs, then each truncated row as (-1, row, NaN)."""
+        cut = len(self.truncated)
+        return pd.DataFrame({"left": np.r_[self.left, np.full(cut, -1)], "right": np.r_[self.right, self.truncated],
+                             "similarity": np.r_[self.similarity, np.full(cut, np.nan)],
+                             "top": np.r_[self.top, np.zeros(cut, dtype=bool)], "threshold": self.threshold})
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, threshold: float) -> "SemanticPairs":
+        found = set(frame["threshold"].unique().tolist()) if len(frame) else {threshold}
+        if found != {threshold}:
+            raise ValueError(f"semantic pairs found at threshold {sorted(found)}, not {threshold}")
+        left, right = frame["left"].to_numpy(np.int64), frame["right"].to_numpy(np.int64)
+        cut = left < 0
+        return cls(left[~cut], right[~cut], frame["similarity"].to_numpy(float)[~cut],
+                   frame["top"].to_numpy(bool)[~cut], right[cut], threshold)
+
+    def within(self, rows: np.ndarray) -> "SemanticPairs":
+        """The pairs among `rows` (ascending), renumbered 0..len(rows)-1 in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+
+        def local(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            at = np.searchsorted(rows, index)
+            inside = at < len(rows)
+            inside[inside] = rows[at[inside]] == index[inside]
+            return at, inside
+
+        left_at, left_in = local(self.left)
+        right_at, right_in = local(self.right)
+        both = left_in & right_in
+        cut_at, cut_in = local(self.truncated)
+        return SemanticPairs(left_at[both], right_at[both], self.similarity[both], self.top[both], cut_at[cut_in],
+                             self.threshold)
+
+
+def _ranks(group: np.ndarray) -> np.ndarray:
+    """Position of each entry within its run of equal `group` values (group sorted)."""
+    if not len(group):
+        return np.empty(0, dtype=np.int64)
+    first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    return np.arange(len(group)) - np.repeat(first, np.diff(np.r_[first, len(group)]))
+
+
+def semantic_pairs(emb: np.ndarray, threshold: float, start: int = 0, stop: int | None = None,
+                   max_partners: int = MAX_PARTNERS) -> SemanticPairs:
+    """Rows start..stop against every earlier row: the pairs with cosine >= threshold (float32 proposes with
+    SLACK, float64 decides); per row its `max_partners` most similar (ties: the earlier) and earliest."""
+    emb = _as_matrix(emb)
+    stop = len(emb) if stop is None else min(stop, len(emb))
+    lefts, rights, sims = [], [], []
+    bound = threshold - SLACK
+    for lo in range(start, stop, BLOCK):
+        hi = min(lo + BLOCK, stop)
+        block = emb[lo:hi]
+        for ref_lo in range(0, hi, CHUNK):
+            ref_hi = min(ref_lo + CHUNK, hi)
+            product = block @ emb[ref_lo:ref_hi].T
+            if ref_hi > lo:  # the block's own rows and later ones: only earlier rows are partners
+                product[np.arange(hi - lo)[:, None] + lo <= np.arange(ref_lo, ref_hi)[None, :]] = -np.inf
+            # a full scan of the product costs as much as the product: only rows with a candidate are scanned
+            crowded = np.flatnonzero(product.max(axis=1) >= bound)
+            if not crowded.size:
+                continue
+            r, c = np.nonzero(product[crowded] >= bound)
+            rows, cols = crowded[r] + lo, c + ref_lo
+            exact = _exact_dot(emb, emb, rows, cols)
+            ok = exact >= threshold
+            lefts.append(cols[ok])
+            rights.append(rows[ok])
+            sims.append(exact[ok])
+    left = np.concatenate(lefts).astype(np.int64) if lefts else np.empty(0, dtype=np.int64)
+    right = np.concatenate(rights).astype(np.int64) if rights else np.empty(0, dtype=np.int64)
+    sim = np.concatenate(sims) if sims else np.empty(0)
+    by_similarity = np.lexsort((left, -sim, right))  # per row: most similar first, then the earlier partner
+    top = np.zeros(len(right), dtype=bool)
+    top[by_similarity] = _ranks(right[by_similarity]) < max_partners
+    by_position = np.lexsort((left, right))
+    earliest = np.zeros(len(right), dtype=bool)
+    earliest[by_position] = _ranks(right[by_position]) < max_partners
+    listed = top | earliest
+    counts = np.bincount(right - start, minlength=stop - start) if len(right) else np.zeros(0, dtype=np.int64)
+    return SemanticPairs(left[listed], right[listed], sim[listed], top[listed],
+                         np.flatnonzero(counts > max_partners) + start, threshold)
+
+
+def resolve(pairs: SemanticPairs, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The keep-first rule over the rows `pairs` is numbered for (`emb`'s rows, in order): a row is dropped when
+    its cosine to an earlier *kept* row reaches the threshold. Returns what `semantic_duplicates` returns.
+
+    Rows go in order over their listed partners, most similar first. A row whose partners were all listed,
+    or whose first kept partner is among its most similar (`top`: every left-out partner is less similar),
+    is settled there. A truncated row with a kept partner among its earliest only is dropped, and which kept
+    row it duplicates is found afterwards, for all such rows at once, by products against the kept rows.
+    A truncated row with no listed partner kept (rare) is checked against every earlier kept row on the spot.
+    """
+    emb = _as_matrix(emb)
+    n, threshold = len(emb), pairs.threshold
+    keep = np.ones(n, dtype=bool)
+    duplicate_of = np.full(n, -1, dtype=np.int64)
+    similarity = np.full(n, np.nan)
+    order = np.lexsort((pairs.left, -pairs.similarity, pairs.right))
+    left, right = pairs.left[order].tolist(), pairs.right[order].tolist()
+    sim, top = pairs.similarity[order].tolist(), pairs.top[order].tolist()
+    truncated = set(pairs.truncated.tolist())
+    starts: dict[int, int] = {}
+    for k, r in enumerate(right):
+        starts.setdefault(r, k)
+    deferred = []
+    for r in sorted(set(starts) | truncated):
+        k = starts.get(r)
+        while k is not None and k < len(right) and right[k] == r:
+            if keep[left[k]]:
+                keep[r], duplicate_of[r], similarity[r] = False, left[k], sim[k]
+                if r in truncated and not top[k]:
+                    deferred.append(r)  # a duplicate for sure; of which kept row, settled below
+                break
+            k += 1
+        if keep[r] and r in truncated:  # partners were left out and none listed is kept: ask every kept row
+            before = np.flatnonzero(keep[:r])
+            best_sim, best_idx = np.full(1, -np.inf), np.full(1, -1, dtype=np.int64)
+            _best_matches(emb[r:r + 1], emb[before], threshold, best_sim, best_idx, before)
+            if best_idx[0] >= 0:
+                keep[r], duplicate_of[r], similarity[r] = False, best_idx[0], best_sim[0]
+    if deferred:  # the most similar earlier kept row of each, now that every verdict is in
+        rows = np.array(deferred, dtype=np.int64)
+        kept = np.flatnonzero(keep)
+        best_sim, best_idx = np.full(len(rows), -np.inf), np.full(len(rows), -1, dtype=np.int64)
+        for lo in range(0, len(rows), BLOCK):
+            part = rows[lo:lo + BLOCK]
+            reference = kept[kept < part.max()]
+            _best_matches(emb[part], emb[reference], threshold, best_sim[lo:lo + BLOCK], best_idx[lo:lo + BLOCK],
+                          reference, query_index=part)
+        duplicate_of[rows], similarity[rows] = best_idx, best_sim
+    return keep, duplicate_of, similarity
+
+
 def semantic_duplicates(emb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keep-first semantic dedup: a text is dropped when its cosine to an earlier *kept* text is >= threshold.
 
     Returns (keep bool, duplicate_of int64, similarity float64): for a dropped text, its most
     similar earlier kept text (ties: the earlier one) and their cosine; -1 and NaN for a kept
     text. A dropped text never causes another drop, so A~B and B~C do not chain C onto A.
-    Rows must be L2-normalised (what `embeddings.embed` returns).
+    Rows must be L2-normalised (what `embeddings.embed` returns). The pairs are searched in one
+    go here; the pipeline searches them by shard (`semantic_pairs`) and resolves them the same way.
     """
     emb = _as_matrix(emb)
-    n = len(emb)
-    keep = np.ones(n, dtype=bool)
-    duplicate_of = np.full(n, -1, dtype=np.int64)
-    best_sim = np.full(n, -np.inf)
-    for lo in range(0, n, BLOCK):
-        hi = min(lo + BLOCK, n)
-        block = emb[lo:hi]
-        sim, idx = best_sim[lo:hi], duplicate_of[lo:hi]  # views, updated in place
-        # 1. Against every kept text of the earlier blocks (all decided already).
-        kept_before = np.flatnonzero(keep[:lo])
-        _best_matches(block, emb[kept_before], threshold, sim, idx, kept_before)
-        # 2. Within the block, in order: whether row r is kept depends on the rows before it only.
-        candidates = np.tril(block @ block.T >= threshold - SLACK, k=-1)
-        block_keep = sim < threshold
-        for r in np.flatnonzero(candidates.any(axis=1)):
-            cols = np.flatnonzero(candidates[r, :r] & block_keep[:r])
-            if cols.size:
-                exact = _exact_dot(block, block, np.full(cols.size, r), cols)
-                j = int(np.argmax(exact))  # the first maximum: the earlier of tied texts
-                # Strictly greater: on a tie, a match from an earlier block (smaller index) stays.
-                if exact[j] >= threshold and exact[j] > sim[r]:
-                    sim[r], idx[r] = exact[j], lo + cols[j]
-            block_keep[r] = sim[r] < threshold
-        keep[lo:hi] = block_keep
-    return keep, duplicate_of, np.where(keep, np.nan, best_sim)
+    return resolve(semantic_pairs(emb, threshold), emb)
 
 
 def nearest_similarity(query_emb: np.ndarray, reference_emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
