@@ -168,17 +168,35 @@ def _ranks(group: np.ndarray) -> np.ndarray:
     return np.arange(len(group)) - np.repeat(first, np.diff(np.r_[first, len(group)]))
 
 
+def _listed(left: np.ndarray, right: np.ndarray, sim: np.ndarray, max_partners: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Which pairs a row lists (its max_partners most similar, ties to the earlier, and its max_partners
+    earliest), and which of those are among the most similar. Pruning a part of a row's pairs this way first
+    keeps every pair that pruning all of them would keep."""
+    by_similarity = np.lexsort((left, -sim, right))
+    top = np.zeros(len(right), dtype=bool)
+    top[by_similarity] = _ranks(right[by_similarity]) < max_partners
+    by_position = np.lexsort((left, right))
+    earliest = np.zeros(len(right), dtype=bool)
+    earliest[by_position] = _ranks(right[by_position]) < max_partners
+    return top | earliest, top
+
+
 def semantic_pairs(emb: np.ndarray, threshold: float, start: int = 0, stop: int | None = None,
                    max_partners: int = MAX_PARTNERS) -> SemanticPairs:
     """Rows start..stop against every earlier row: the pairs with cosine >= threshold (float32 proposes with
-    SLACK, float64 decides); per row its `max_partners` most similar (ties: the earlier) and earliest."""
+    SLACK, float64 decides); per row its `max_partners` most similar (ties: the earlier) and earliest. A
+    block's pairs are pruned to those as they come, so a big cluster costs memory per row, not per pair."""
     emb = _as_matrix(emb)
     stop = len(emb) if stop is None else min(stop, len(emb))
-    lefts, rights, sims = [], [], []
+    parts, truncated = [], []
     bound = threshold - SLACK
+    prune_at = 8 * BLOCK * max_partners
     for lo in range(start, stop, BLOCK):
         hi = min(lo + BLOCK, stop)
         block = emb[lo:hi]
+        left, right, sim = (np.empty(0, dtype=np.int64),) * 2 + (np.empty(0),)
+        counts = np.zeros(hi - lo, dtype=np.int64)
         for ref_lo in range(0, hi, CHUNK):
             ref_hi = min(ref_lo + CHUNK, hi)
             product = block @ emb[ref_lo:ref_hi].T
@@ -189,25 +207,21 @@ def semantic_pairs(emb: np.ndarray, threshold: float, start: int = 0, stop: int 
             if not crowded.size:
                 continue
             r, c = np.nonzero(product[crowded] >= bound)
-            rows, cols = crowded[r] + lo, c + ref_lo
+            rows, cols = (crowded[r] + lo).astype(np.int64), (c + ref_lo).astype(np.int64)
             exact = _exact_dot(emb, emb, rows, cols)
             ok = exact >= threshold
-            lefts.append(cols[ok])
-            rights.append(rows[ok])
-            sims.append(exact[ok])
-    left = np.concatenate(lefts).astype(np.int64) if lefts else np.empty(0, dtype=np.int64)
-    right = np.concatenate(rights).astype(np.int64) if rights else np.empty(0, dtype=np.int64)
-    sim = np.concatenate(sims) if sims else np.empty(0)
-    by_similarity = np.lexsort((left, -sim, right))  # per row: most similar first, then the earlier partner
-    top = np.zeros(len(right), dtype=bool)
-    top[by_similarity] = _ranks(right[by_similarity]) < max_partners
-    by_position = np.lexsort((left, right))
-    earliest = np.zeros(len(right), dtype=bool)
-    earliest[by_position] = _ranks(right[by_position]) < max_partners
-    listed = top | earliest
-    counts = np.bincount(right - start, minlength=stop - start) if len(right) else np.zeros(0, dtype=np.int64)
-    return SemanticPairs(left[listed], right[listed], sim[listed], top[listed],
-                         np.flatnonzero(counts > max_partners) + start, threshold)
+            counts += np.bincount(rows[ok] - lo, minlength=hi - lo)
+            left, right, sim = np.r_[left, cols[ok]], np.r_[right, rows[ok]], np.r_[sim, exact[ok]]
+            if len(right) > prune_at:
+                keep, _ = _listed(left, right, sim, max_partners)
+                left, right, sim = left[keep], right[keep], sim[keep]
+        keep, top = _listed(left, right, sim, max_partners)
+        parts.append((left[keep], right[keep], sim[keep], top[keep]))
+        truncated.append(np.flatnonzero(counts > max_partners) + lo)
+    if not parts:
+        return SemanticPairs.empty(threshold)
+    return SemanticPairs(*(np.concatenate([p[k] for p in parts]) for k in range(4)), np.concatenate(truncated),
+                         threshold)
 
 
 def resolve(pairs: SemanticPairs, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -218,7 +232,9 @@ def resolve(pairs: SemanticPairs, emb: np.ndarray) -> tuple[np.ndarray, np.ndarr
     or whose first kept partner is among its most similar (`top`: every left-out partner is less similar),
     is settled there. A truncated row with a kept partner among its earliest only is dropped, and which kept
     row it duplicates is found afterwards, for all such rows at once, by products against the kept rows.
-    A truncated row with no listed partner kept (rare) is checked against every earlier kept row on the spot.
+    A truncated row with no listed partner kept (its listed partners were dropped, often by an earlier
+    filter) is checked against the kept rows: the truncated rows of the next BLOCK positions in one product
+    against the rows kept so far, then each against the few rows kept since.
     """
     emb = _as_matrix(emb)
     n, threshold = len(emb), pairs.threshold
@@ -233,6 +249,7 @@ def resolve(pairs: SemanticPairs, emb: np.ndarray) -> tuple[np.ndarray, np.ndarr
     for k, r in enumerate(right):
         starts.setdefault(r, k)
     deferred = []
+    truncated_sorted, fallback = np.array(sorted(truncated), dtype=np.int64), {}
     for r in sorted(set(starts) | truncated):
         k = starts.get(r)
         while k is not None and k < len(right) and right[k] == r:
@@ -242,12 +259,20 @@ def resolve(pairs: SemanticPairs, emb: np.ndarray) -> tuple[np.ndarray, np.ndarr
                     deferred.append(r)  # a duplicate for sure; of which kept row, settled below
                 break
             k += 1
-        if keep[r] and r in truncated:  # partners were left out and none listed is kept: ask every kept row
-            before = np.flatnonzero(keep[:r])
-            best_sim, best_idx = np.full(1, -np.inf), np.full(1, -1, dtype=np.int64)
-            _best_matches(emb[r:r + 1], emb[before], threshold, best_sim, best_idx, before)
-            if best_idx[0] >= 0:
-                keep[r], duplicate_of[r], similarity[r] = False, best_idx[0], best_sim[0]
+        if keep[r] and r in truncated:  # partners were left out and none listed is kept: ask the kept rows
+            if r not in fallback:
+                fallback = _best_kept_before(emb, keep, r, [t for t in truncated_sorted[
+                    np.searchsorted(truncated_sorted, r):np.searchsorted(truncated_sorted, r + BLOCK)].tolist()],
+                    threshold)
+            since, (best, best_at) = fallback[r]
+            later = since + np.flatnonzero(keep[since:r])  # kept after the batch's products were taken
+            if later.size:
+                exact = _exact_dot(emb, emb, np.full(later.size, r), later)
+                j = int(np.argmax(exact))  # the first maximum: the earlier of tied rows
+                if exact[j] >= threshold and exact[j] > best:
+                    best, best_at = float(exact[j]), int(later[j])
+            if best_at >= 0:
+                keep[r], duplicate_of[r], similarity[r] = False, best_at, best
     if deferred:  # the most similar earlier kept row of each, now that every verdict is in
         rows = np.array(deferred, dtype=np.int64)
         kept = np.flatnonzero(keep)
@@ -259,6 +284,17 @@ def resolve(pairs: SemanticPairs, emb: np.ndarray) -> tuple[np.ndarray, np.ndarr
                           reference, query_index=part)
         duplicate_of[rows], similarity[rows] = best_idx, best_sim
     return keep, duplicate_of, similarity
+
+
+def _best_kept_before(emb: np.ndarray, keep: np.ndarray, r: int, rows: list[int], threshold: float
+                      ) -> dict[int, tuple[int, tuple[float, int]]]:
+    """For rows (all >= r), their most similar kept row before r with cosine >= threshold, in one product:
+    row -> (r, (cosine or -inf, index or -1)). Rows r.. are still being decided: the caller checks those."""
+    kept = np.flatnonzero(keep[:r])
+    query = np.array(rows, dtype=np.int64)
+    best_sim, best_idx = np.full(len(query), -np.inf), np.full(len(query), -1, dtype=np.int64)
+    _best_matches(emb[query], emb[kept], threshold, best_sim, best_idx, kept)
+    return {int(q): (r, (float(s), int(i))) for q, s, i in zip(query, best_sim, best_idx)}
 
 
 def semantic_duplicates(emb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
