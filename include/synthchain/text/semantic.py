@@ -98,22 +98,20 @@ class SemanticPairs:
     Built per shard of rows (`semantic_pairs(emb, threshold, start, stop)`: each row against every row
     before it), so the all-pairs products of a pool split over workers; `resolve` then applies the
     keep-first rule to any ordered subset of the rows in one pass over the pairs. A row of a big
-    cluster can have thousands of partners: it keeps its MAX_PARTNERS most similar (`top`, which decide
-    which kept row it duplicates) and its MAX_PARTNERS earliest (the rows keep-first tends to keep: a
-    cluster's first member), and is flagged `truncated`. `resolve` settles what the listed partners
-    cannot, against the kept rows themselves.
+    cluster can have thousands of partners: it keeps its MAX_PARTNERS most similar and its MAX_PARTNERS
+    earliest (the rows keep-first tends to keep: a cluster's first member), and is flagged `truncated`.
+    `resolve` settles what the listed partners cannot, against the kept rows themselves.
     """
     left: np.ndarray  # int64: the earlier row
     right: np.ndarray  # int64: the later row
     similarity: np.ndarray  # float64 cosine, >= threshold
-    top: np.ndarray  # bool: among the later row's MAX_PARTNERS most similar partners (all are, if not truncated)
     truncated: np.ndarray  # int64 rows with partners left out
     threshold: float
 
     @classmethod
     def empty(cls, threshold: float) -> "SemanticPairs":
         none = np.empty(0, dtype=np.int64)
-        return cls(none, none, np.empty(0), np.empty(0, dtype=bool), none, threshold)
+        return cls(none, none, np.empty(0), none, threshold)
 
     @classmethod
     def concat(cls, parts: list["SemanticPairs"], threshold: float) -> "SemanticPairs":
@@ -122,15 +120,14 @@ class SemanticPairs:
                              f"not {threshold}: search the pairs again")
         if not parts:
             return cls.empty(threshold)
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("left", "right", "similarity", "top",
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("left", "right", "similarity",
                                                                                "truncated")), threshold)
 
     def frame(self) -> pd.DataFrame:
         """One Parquet-able table: pairs, then each truncated row as (-1, row, NaN)."""
         cut = len(self.truncated)
         return pd.DataFrame({"left": np.r_[self.left, np.full(cut, -1)], "right": np.r_[self.right, self.truncated],
-                             "similarity": np.r_[self.similarity, np.full(cut, np.nan)],
-                             "top": np.r_[self.top, np.zeros(cut, dtype=bool)], "threshold": self.threshold})
+                             "similarity": np.r_[self.similarity, np.full(cut, np.nan)], "threshold": self.threshold})
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, threshold: float) -> "SemanticPairs":
@@ -139,8 +136,7 @@ class SemanticPairs:
             raise ValueError(f"semantic pairs found at threshold {sorted(found)}, not {threshold}")
         left, right = frame["left"].to_numpy(np.int64), frame["right"].to_numpy(np.int64)
         cut = left < 0
-        return cls(left[~cut], right[~cut], frame["similarity"].to_numpy(float)[~cut],
-                   frame["top"].to_numpy(bool)[~cut], right[cut], threshold)
+        return cls(left[~cut], right[~cut], frame["similarity"].to_numpy(float)[~cut], right[cut], threshold)
 
     def within(self, rows: np.ndarray) -> "SemanticPairs":
         """The pairs among `rows` (ascending), renumbered 0..len(rows)-1 in that order."""
@@ -156,7 +152,7 @@ class SemanticPairs:
         right_at, right_in = local(self.right)
         both = left_in & right_in
         cut_at, cut_in = local(self.truncated)
-        return SemanticPairs(left_at[both], right_at[both], self.similarity[both], self.top[both], cut_at[cut_in],
+        return SemanticPairs(left_at[both], right_at[both], self.similarity[both], cut_at[cut_in],
                              self.threshold)
 
 
@@ -168,18 +164,17 @@ def _ranks(group: np.ndarray) -> np.ndarray:
     return np.arange(len(group)) - np.repeat(first, np.diff(np.r_[first, len(group)]))
 
 
-def _listed(left: np.ndarray, right: np.ndarray, sim: np.ndarray, max_partners: int
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Which pairs a row lists (its max_partners most similar, ties to the earlier, and its max_partners
-    earliest), and which of those are among the most similar. Pruning a part of a row's pairs this way first
-    keeps every pair that pruning all of them would keep."""
+def _listed(left: np.ndarray, right: np.ndarray, sim: np.ndarray, max_partners: int) -> np.ndarray:
+    """Which pairs a row lists: its max_partners most similar (ties to the earlier) and its max_partners
+    earliest. Pruning a part of a row's pairs this way first keeps every pair that pruning all of them would
+    keep."""
     by_similarity = np.lexsort((left, -sim, right))
     top = np.zeros(len(right), dtype=bool)
     top[by_similarity] = _ranks(right[by_similarity]) < max_partners
     by_position = np.lexsort((left, right))
     earliest = np.zeros(len(right), dtype=bool)
     earliest[by_position] = _ranks(right[by_position]) < max_partners
-    return top | earliest, top
+    return top | earliest
 
 
 def semantic_pairs(emb: np.ndarray, threshold: float, start: int = 0, stop: int | None = None,
@@ -213,14 +208,14 @@ def semantic_pairs(emb: np.ndarray, threshold: float, start: int = 0, stop: int 
             counts += np.bincount(rows[ok] - lo, minlength=hi - lo)
             left, right, sim = np.r_[left, cols[ok]], np.r_[right, rows[ok]], np.r_[sim, exact[ok]]
             if len(right) > prune_at:
-                keep, _ = _listed(left, right, sim, max_partners)
+                keep = _listed(left, right, sim, max_partners)
                 left, right, sim = left[keep], right[keep], sim[keep]
-        keep, top = _listed(left, right, sim, max_partners)
-        parts.append((left[keep], right[keep], sim[keep], top[keep]))
+        keep = _listed(left, right, sim, max_partners)
+        parts.append((left[keep], right[keep], sim[keep]))
         truncated.append(np.flatnonzero(counts > max_partners) + lo)
     if not parts:
         return SemanticPairs.empty(threshold)
-    return SemanticPairs(*(np.concatenate([p[k] for p in parts]) for k in range(4)), np.concatenate(truncated),
+    return SemanticPairs(*(np.concatenate([p[k] for p in parts]) for k in range(3)), np.concatenate(truncated),
                          threshold)
 
 
@@ -228,10 +223,12 @@ def resolve(pairs: SemanticPairs, emb: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """The keep-first rule over the rows `pairs` is numbered for (`emb`'s rows, in order): a row is dropped when
     its cosine to an earlier *kept* row reaches the threshold. Returns what `semantic_duplicates` returns.
 
-    Rows go in order over their listed partners, most similar first. A row whose partners were all listed,
-    or whose first kept partner is among its most similar (`top`: every left-out partner is less similar),
-    is settled there. A truncated row with a kept partner among its earliest only is dropped, and which kept
-    row it duplicates is found afterwards, for all such rows at once, by products against the kept rows.
+    Rows go in order over their listed partners, most similar first; the first kept one settles the row. The
+    verdict is always exact. The kept row it names is the most similar of all when the row's partners were
+    all listed or that partner is among its MAX_PARTNERS most similar (every left-out one is less similar);
+    otherwise (a row of a big cluster whose most similar partners were all dropped) it is the most similar
+    *listed* kept partner, a true duplicate at its exact cosine, not necessarily the closest kept row:
+    finding that one took a product against every kept row per such row, most of a corpus-scale filter pass.
     A truncated row with no listed partner kept (its listed partners were dropped, often by an earlier
     filter) is checked against the kept rows: the truncated rows of the next BLOCK positions in one product
     against the rows kept so far, then each against the few rows kept since.
@@ -243,20 +240,17 @@ def resolve(pairs: SemanticPairs, emb: np.ndarray) -> tuple[np.ndarray, np.ndarr
     similarity = np.full(n, np.nan)
     order = np.lexsort((pairs.left, -pairs.similarity, pairs.right))
     left, right = pairs.left[order].tolist(), pairs.right[order].tolist()
-    sim, top = pairs.similarity[order].tolist(), pairs.top[order].tolist()
+    sim = pairs.similarity[order].tolist()
     truncated = set(pairs.truncated.tolist())
     starts: dict[int, int] = {}
     for k, r in enumerate(right):
         starts.setdefault(r, k)
-    deferred = []
     truncated_sorted, fallback = np.array(sorted(truncated), dtype=np.int64), {}
     for r in sorted(set(starts) | truncated):
         k = starts.get(r)
         while k is not None and k < len(right) and right[k] == r:
             if keep[left[k]]:
                 keep[r], duplicate_of[r], similarity[r] = False, left[k], sim[k]
-                if r in truncated and not top[k]:
-                    deferred.append(r)  # a duplicate for sure; of which kept row, settled below
                 break
             k += 1
         if keep[r] and r in truncated:  # partners were left out and none listed is kept: ask the kept rows
@@ -273,16 +267,6 @@ def resolve(pairs: SemanticPairs, emb: np.ndarray) -> tuple[np.ndarray, np.ndarr
                     best, best_at = float(exact[j]), int(later[j])
             if best_at >= 0:
                 keep[r], duplicate_of[r], similarity[r] = False, best_at, best
-    if deferred:  # the most similar earlier kept row of each, now that every verdict is in
-        rows = np.array(deferred, dtype=np.int64)
-        kept = np.flatnonzero(keep)
-        best_sim, best_idx = np.full(len(rows), -np.inf), np.full(len(rows), -1, dtype=np.int64)
-        for lo in range(0, len(rows), BLOCK):
-            part = rows[lo:lo + BLOCK]
-            reference = kept[kept < part.max()]
-            _best_matches(emb[part], emb[reference], threshold, best_sim[lo:lo + BLOCK], best_idx[lo:lo + BLOCK],
-                          reference, query_index=part)
-        duplicate_of[rows], similarity[rows] = best_idx, best_sim
     return keep, duplicate_of, similarity
 
 
@@ -301,8 +285,8 @@ def semantic_duplicates(emb: np.ndarray, threshold: float) -> tuple[np.ndarray, 
     """Keep-first semantic dedup: a text is dropped when its cosine to an earlier *kept* text is >= threshold.
 
     Returns (keep bool, duplicate_of int64, similarity float64): for a dropped text, its most
-    similar earlier kept text (ties: the earlier one) and their cosine; -1 and NaN for a kept
-    text. A dropped text never causes another drop, so A~B and B~C do not chain C onto A.
+    similar earlier kept text (ties: the earlier one; in a cluster of over MAX_PARTNERS texts, see
+    `resolve`) and their cosine; -1 and NaN for a kept text. A dropped text never causes another drop, so A~B and B~C do not chain C onto A.
     Rows must be L2-normalised (what `embeddings.embed` returns). The pairs are searched in one
     go here; the pipeline searches them by shard (`semantic_pairs`) and resolves them the same way.
     """
