@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from synthchain.text.diversity import (
+    CorpusCounts,
     _first_positions,
     distinct_n,
     diversity_report,
@@ -159,3 +160,48 @@ def test_diversity_report(zipf):
     assert small["vocab_ratio"] < 0.4 and small["heaps_ratio"] < 0.9
     assert small["distinct_2"] < 0.2 * small["real_distinct_2"]
     assert small["tail_coverage"] < 0.15
+
+
+def test_real_corpus_counted_once_gives_the_same_report(zipf):
+    """The real side counted once and read back from the cache's arrays (what a run does at every verification,
+    round and kept-set gate) reports exactly what counting the corpus afresh reports, for small and large sides."""
+    counts = CorpusCounts.of(zipf)
+    stored = CorpusCounts.from_arrays(**{k: v.copy() for k, v in counts.to_arrays().items()})
+    assert stored.total_tokens == sum(map(len, zipf)) and stored.distinct[1] == distinct_n(zipf, 2)
+    np.testing.assert_array_equal(stored.rare_bigrams, rare_ngrams(zipf, 2))
+    for synth in (zipf[:150] * 10, zipf[:40], zipf_corpus(3000, seed=2)):
+        assert diversity_report(stored, synth) == diversity_report(zipf, synth)
+    with pytest.raises(ValueError, match="seed 0"):
+        diversity_report(stored, zipf[:40], seed=3)
+    # the report's growth curve and the collapse monitor's tail coverage read the same counts
+    for got, want in zip(vocabulary_growth(stored), vocabulary_growth(zipf)):
+        np.testing.assert_array_equal(got, want)
+    assert tail_coverage(stored, zipf[:40]) == tail_coverage(zipf, zipf[:40])
+    with pytest.raises(ValueError, match="rare bigrams"):
+        tail_coverage(stored, zipf[:40], n=3)
+    words = {}
+    for text in zipf:
+        for w in text:
+            words[w] = words.get(w, 0) + 1
+    assert stored.word_counts.tolist() == sorted(words.values(), reverse=True)
+
+
+
+def test_text_monitors_read_the_counted_real_corpus_as_they_read_its_texts(zipf):
+    """The collapse monitors given the run's counts of the real corpus (what the text modality passes) measure
+    what they measure from its texts."""
+    import pandas as pd
+    from synthchain.collapse.monitors import MonitorInput, measure_all
+    from synthchain.text import monitors  # noqa: F401 (registers the text monitors)
+    from synthchain.text.overlap import token_hashes
+    from synthchain.text.profile import TextProfile
+    from synthchain.text.tokens import TokenView
+
+    real = pd.DataFrame({"text": [" ".join(t) for t in zipf]})
+    synth = pd.DataFrame({"text": [" ".join(t) for t in zipf[:300:3]]})
+    profile = TextProfile(len(real), ["text"], {"text": "text"}, None)
+    counts = CorpusCounts.of(token_hashes(TokenView(real["text"].tolist())))
+    plain = measure_all(MonitorInput(real, synth, profile, {}, holdout=real.iloc[:50]), "text")
+    counted = measure_all(MonitorInput(real.iloc[:0], synth, profile, {"real_counts": counts}, holdout=real.iloc[:50]),
+                          "text")
+    assert plain["text_tail_coverage"] < 1 and plain == counted

@@ -11,6 +11,7 @@ law), so a 50k-text synthetic set would otherwise always "out-vocabulary" 4k rea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -120,7 +121,10 @@ def rare_ngrams(token_lists: TokenLists, n: int = 2, max_count: int = RARE_MAX_C
 
 
 def _tail_coverage(real: _Ngrams, synth: _Ngrams, n: int, rare_max_count: int) -> float:
-    rare = _rare(real, n, rare_max_count)
+    return _coverage_of(_rare(real, n, rare_max_count), synth, n)
+
+
+def _coverage_of(rare: np.ndarray, synth: _Ngrams, n: int) -> float:
     if rare.size == 0:  # no tail to lose (a tiny or wholly repetitive real corpus)
         return 1.0
     present, _ = synth.unique_counts(n)
@@ -130,10 +134,16 @@ def _tail_coverage(real: _Ngrams, synth: _Ngrams, n: int, rare_max_count: int) -
     return float(np.mean(present[pos] == rare))
 
 
-def tail_coverage(real_token_lists: TokenLists, synth_token_lists: TokenLists, n: int = 2,
+def tail_coverage(real_token_lists: TokenLists | Hashed | CorpusCounts, synth_token_lists: TokenLists, n: int = 2,
                   rare_max_count: int = RARE_MAX_COUNT) -> float:
     """Share of the real corpus's rare n-grams (1 ≤ count ≤ rare_max_count) that occur at least once
-    in the synthetic texts. 1.0 when the real corpus has no rare n-gram."""
+    in the synthetic texts. 1.0 when the real corpus has no rare n-gram. A real corpus already counted
+    (`CorpusCounts`) holds its rare bigrams at the default cut."""
+    if isinstance(real_token_lists, CorpusCounts):
+        if (n, rare_max_count) != (2, RARE_MAX_COUNT):
+            raise ValueError(f"counted corpora hold rare bigrams seen at most {RARE_MAX_COUNT} times, "
+                             f"not {n}-grams seen at most {rare_max_count} times")
+        return _coverage_of(real_token_lists.rare_bigrams, _Ngrams(synth_token_lists), 2)
     return _tail_coverage(_Ngrams(real_token_lists), _Ngrams(synth_token_lists), n, rare_max_count)
 
 
@@ -150,21 +160,35 @@ def vocabulary_at(token_lists: TokenLists, n_tokens: int, seed: int = 0) -> int:
 
 def _growth(ngrams: _Ngrams, points: int, seed: int, max_tokens: int | None,
             start: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    total = ngrams.total_tokens() if max_tokens is None else min(max_tokens, ngrams.total_tokens())
+    return _growth_of(ngrams.first_occurrences(seed), ngrams.total_tokens(), points, max_tokens, start)
+
+
+def _growth_of(first: np.ndarray, total_tokens: int, points: int, max_tokens: int | None,
+               start: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """V(N) at log-spaced N, from the sorted first-occurrence positions of a corpus's words."""
+    total = total_tokens if max_tokens is None else min(max_tokens, total_tokens)
     if total == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     sizes = np.unique(np.geomspace(min(start, total), total, points).round().astype(np.int64))
-    return sizes, np.searchsorted(ngrams.first_occurrences(seed), sizes).astype(np.int64)
+    return sizes, np.searchsorted(first, sizes).astype(np.int64)
 
 
-def vocabulary_growth(token_lists: TokenLists, points: int = 30, seed: int = 0,
+def vocabulary_growth(token_lists: TokenLists | Hashed | CorpusCounts, points: int = 30, seed: int = 0,
                       max_tokens: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(N, V(N)) at up to `points` log-spaced token counts, texts read in a seeded order."""
+    """(N, V(N)) at up to `points` log-spaced token counts, texts read in a seeded order (a corpus already counted,
+    `CorpusCounts`, for the same seed)."""
+    if isinstance(token_lists, CorpusCounts):
+        token_lists.check_seed(seed)
+        return _growth_of(token_lists.first, token_lists.total_tokens, points, max_tokens)
     return _growth(_Ngrams(token_lists), points, seed, max_tokens)
 
 
 def _heaps(ngrams: _Ngrams, seed: int, max_tokens: int | None) -> float:
-    sizes, vocab = _growth(ngrams, 30, seed, max_tokens, start=HEAPS_MIN_TOKENS)
+    return _heaps_of(ngrams.first_occurrences(seed), ngrams.total_tokens(), max_tokens)
+
+
+def _heaps_of(first: np.ndarray, total_tokens: int, max_tokens: int | None) -> float:
+    sizes, vocab = _growth_of(first, total_tokens, 30, max_tokens, start=HEAPS_MIN_TOKENS)
     if sizes.size < 2:
         return float("nan")
     beta, _log_k = np.polyfit(np.log(sizes), np.log(np.maximum(vocab, 1)), 1)
@@ -229,26 +253,66 @@ def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else float("nan")
 
 
-def diversity_report(real_tokens: TokenLists | Hashed, synth_tokens: TokenLists | Hashed,
+@dataclass(frozen=True)
+class CorpusCounts:
+    """What a diversity report needs of the reference corpus, counted once: a few figures and two sorted arrays
+    (for a million real texts, a few MB against the GBs and tens of seconds of counting them). A run asks for
+    the real side's figures at every verification, top-up round and kept-set gate: it counts them once
+    (`of`) and reads them back (`to_arrays` / `from_arrays`, the cache's form)."""
+
+    distinct: tuple[float, float, float]  # distinct-1, -2, -3
+    total_tokens: int
+    first: np.ndarray  # sorted positions at which each word first appears, texts read in `seed`'s order
+    rare_bigrams: np.ndarray  # sorted hashes of the bigrams seen 1..RARE_MAX_COUNT times
+    word_counts: np.ndarray  # how often each word occurs, most frequent first (the rank-frequency curve)
+    seed: int
+
+    @classmethod
+    def of(cls, tokens: TokenLists | Hashed, seed: int = 0) -> "CorpusCounts":
+        ngrams = _Ngrams(tokens)
+        return cls(tuple(_distinct(ngrams, n) for n in (1, 2, 3)), ngrams.total_tokens(),
+                   ngrams.first_occurrences(seed), _rare(ngrams, 2, RARE_MAX_COUNT),
+                   np.sort(ngrams.unique_counts(1)[1])[::-1].astype(np.int64), seed)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"figures": np.array([*self.distinct, self.total_tokens, self.seed], dtype=np.float64),
+                "first": self.first, "rare_bigrams": self.rare_bigrams, "word_counts": self.word_counts}
+
+    @classmethod
+    def from_arrays(cls, figures: np.ndarray, first: np.ndarray, rare_bigrams: np.ndarray,
+                    word_counts: np.ndarray) -> "CorpusCounts":
+        return cls(tuple(float(v) for v in figures[:3]), int(figures[3]), first, rare_bigrams, word_counts,
+                   int(figures[4]))
+
+    def check_seed(self, seed: int) -> None:
+        if self.seed != seed:
+            raise ValueError(f"the real corpus was counted for seed {self.seed}, this figure reads texts in seed "
+                             f"{seed}'s order: count it again for this seed")
+
+
+def diversity_report(real_tokens: TokenLists | Hashed | CorpusCounts, synth_tokens: TokenLists | Hashed,
                      real_emb: np.ndarray | None = None, synth_emb: np.ndarray | None = None,
                      real_labels: Sequence | None = None, synth_labels: Sequence | None = None,
                      seed: int = 0) -> dict[str, float]:
     """Synthetic diversity next to the real corpus's. Embedding keys need both embeddings,
     `label_tvd` both label lists; vocabulary and Heaps' β are taken at / up to the smaller corpus's
-    token count so that corpus size does not decide the comparison."""
-    real, synth = _Ngrams(real_tokens), _Ngrams(synth_tokens)
+    token count so that corpus size does not decide the comparison. The real corpus may come counted
+    already (`CorpusCounts`, for the same seed)."""
+    real = real_tokens if isinstance(real_tokens, CorpusCounts) else CorpusCounts.of(real_tokens, seed)
+    real.check_seed(seed)
+    synth = _Ngrams(synth_tokens)
     out: dict[str, float] = {}
     for n in (1, 2, 3):
         out[f"distinct_{n}"] = _distinct(synth, n)
     for n in (1, 2, 3):
-        out[f"real_distinct_{n}"] = _distinct(real, n)
+        out[f"real_distinct_{n}"] = real.distinct[n - 1]
 
-    equal = min(real.total_tokens(), synth.total_tokens())
+    equal = min(real.total_tokens, synth.total_tokens())
     out["vocab_at_equal_tokens"] = float(np.searchsorted(synth.first_occurrences(seed), equal))
-    out["real_vocab_at_equal_tokens"] = float(np.searchsorted(real.first_occurrences(seed), equal))
+    out["real_vocab_at_equal_tokens"] = float(np.searchsorted(real.first, equal))
     out["vocab_ratio"] = _ratio(out["vocab_at_equal_tokens"], out["real_vocab_at_equal_tokens"])
     out["heaps_exponent"] = _heaps(synth, seed, equal)
-    out["real_heaps_exponent"] = _heaps(real, seed, equal)
+    out["real_heaps_exponent"] = _heaps_of(real.first, real.total_tokens, equal)
     out["heaps_ratio"] = _ratio(out["heaps_exponent"], out["real_heaps_exponent"])
 
     if real_emb is not None and synth_emb is not None:
@@ -259,5 +323,5 @@ def diversity_report(real_tokens: TokenLists | Hashed, synth_tokens: TokenLists 
         out["dispersion_ratio"] = _ratio(out["embedding_dispersion"], out["real_embedding_dispersion"])
     if real_labels is not None and synth_labels is not None:
         out["label_tvd"] = label_balance(synth_labels, real_labels)["tvd"]
-    out["tail_coverage"] = _tail_coverage(real, synth, 2, RARE_MAX_COUNT)
+    out["tail_coverage"] = _coverage_of(real.rare_bigrams, synth, 2)
     return out

@@ -27,7 +27,7 @@ from ..targets import from_json
 from .baselines import evaluate_text_slices
 from .checks import label_model, length_bound, record_checks
 from .error_slices import find_label_error_slices
-from .diversity import diversity_report
+from .diversity import CorpusCounts, diversity_report
 from .embeddings import embed, encoder_id
 from .evaluation import evaluate_text
 from .fidelity import detection_auc, fidelity_report
@@ -271,6 +271,21 @@ class TextModality(Modality):
         train_texts, content = self._real_texts(data)
         return data.cached_array("real_text_hashes", content, lambda: np.sort(text_hashes(train_texts)))
 
+    def _real_counts(self, data: HopData) -> CorpusCounts:
+        """The real corpus's side of the diversity report (distinct n-grams, vocabulary growth, rare bigrams),
+        counted once per content: verification, every top-up round and the kept-set gate read it back."""
+        train_texts, content = self._real_texts(data)
+        key = stable_hash(["diversity_counts", content])[:32]
+        counted: list[CorpusCounts] = []
+
+        def count(part: str) -> np.ndarray:
+            if not counted:
+                counted.append(CorpusCounts.of(corpus_hashes(data, train_texts)))
+            return counted[0].to_arrays()[part]
+
+        return CorpusCounts.from_arrays(**{part: data.cached_array(f"diversity_{part}", key, lambda p=part: count(p))
+                                           for part in ("figures", "first", "rare_bigrams", "word_counts")})
+
     def prepare_records(self, data: HopData) -> None:
         self._label_judge(data)
         self._real_index(data)
@@ -304,7 +319,7 @@ class TextModality(Modality):
     def verify(self, data: HopData, synthetic: pd.DataFrame, records: pd.DataFrame | None = None) -> Verified:
         spec, profile, settings = data.spec, data.profile, data.spec.text
         train, holdout = data.train, data.holdout
-        texts, train_texts = record_texts(synthetic, profile), record_texts(train, profile)
+        texts, train_texts = record_texts(synthetic, profile), self._real_texts(data)[0]
         if records is None:
             records = self.verify_records(data, synthetic)
         if len(records) != len(synthetic):
@@ -316,7 +331,7 @@ class TextModality(Modality):
         spans = checks["memorised_span"].to_numpy()
         memo = {"memorised_share": float((spans > 0).mean()) if len(spans) else 0.0,
                 "max_span": int(spans.max()) if len(spans) else 0}
-        real_hashes, synth_hashes = corpus_hashes(data, train_texts), token_hashes(TokenView(texts))
+        synth_hashes = token_hashes(TokenView(texts))
         eval_sets = {"holdout": record_texts(holdout, profile), **load_eval_sets(spec)}
         hit, first_set, per_set = contamination({k: TokenView(v) for k, v in eval_sets.items()}, TokenView(texts),
                                                 n=settings.contamination_ngram)
@@ -345,7 +360,7 @@ class TextModality(Modality):
             "near_duplicate_rate": float((~near.keep & ~exact_dup).mean()) if len(texts) else 0.0,
             **fidelity_report(real_sample, synth_sample, cached_embeddings(data, real_sample, "fidelity"),
                               cached_embeddings(data, synth_sample, "fidelity"), seed=data.seed("detect"), auc=auc),
-            **diversity_report(real_hashes, synth_hashes, cached_embeddings(data, real_sample, "diversity"),
+            **diversity_report(self._real_counts(data), synth_hashes, cached_embeddings(data, real_sample, "diversity"),
                                cached_embeddings(data, synth_sample, "diversity"), labels[1], labels[0]),
             "embedding_models": embedding_models(spec),
             # what was measured on a sample (every row otherwise): stated with the figures and in the report
@@ -406,10 +421,10 @@ class TextModality(Modality):
     def kept_checks(self, data: HopData, kept: pd.DataFrame) -> tuple[list[g.Batch], dict]:
         profile, settings = data.profile, data.spec.text
         rows = data_columns(kept)
-        train_texts = record_texts(data.train, profile)
+        train_texts = self._real_texts(data)[0]
         real_sample = [train_texts[i] for i in self._real_sample(data, train_texts)]
         diversity = diversity_report(
-            corpus_hashes(data, train_texts), token_hashes(TokenView(record_texts(rows, profile))),
+            self._real_counts(data), token_hashes(TokenView(record_texts(rows, profile))),
             cached_embeddings(data, real_sample, "diversity"), self._kept_embeddings(data, kept, "diversity"),
             data.train[profile.label_column].astype(str).tolist() if profile.label_column else None,
             rows[profile.label_column].astype(str).tolist() if profile.label_column else None)
@@ -463,7 +478,9 @@ class TextModality(Modality):
 
     def monitor_input(self, data: HopData, real, kept, evaluation) -> MonitorInput:
         kept_full = data.frame("kept_uri")
-        return MonitorInput(real, data_columns(kept_full), data.profile, {"tstr": evaluation.get("tstr")},
+        # `real` is the training set (data.train): its counts were taken once for the run, at verification
+        return MonitorInput(real, data_columns(kept_full), data.profile,
+                            {"tstr": evaluation.get("tstr"), "real_counts": self._real_counts(data)},
                             holdout=data.holdout, embeddings={"synthetic": self._kept_embeddings(data, kept_full, "diversity")})
 
     # --- report ----------------------------------------------------------------------------------
@@ -495,4 +512,5 @@ class TextModality(Modality):
             real_emb=cached_embeddings(data, real_sample, "fidelity")[real_rows],
             synth_emb=cached_embeddings(data, [synth_texts[i] for i in synth_rows], "fidelity"),
             checks=data.frame("checks_uri"), verification=data.storage.read_json(data.uri("verification_uri")),
-            dropped=data.frame("dropped_uri"), seed=data.seed("report"))
+            dropped=data.frame("dropped_uri"), seed=data.seed("report"),
+            real_counts=self._real_counts(data))  # `real` is the training set (data.train): counted once

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..collapse.monitors import Monitor, MonitorInput, register
-from .diversity import distinct_n, embedding_dispersion, heaps_exponent, tail_coverage, vocabulary_at
+from .diversity import CorpusCounts, distinct_n, embedding_dispersion, heaps_exponent, tail_coverage, vocabulary_at
 from .ngram import KneserNeyLM
 from .overlap import token_hashes
 from .profile import record_texts
@@ -21,6 +21,16 @@ def _view(data: MonitorInput, which: str) -> TokenView:
     never held as token lists)."""
     frame = {"real": data.real, "synthetic": data.synthetic, "holdout": data.holdout}[which]
     return TokenView(record_texts(frame, data.profile))
+
+
+def _real(data: MonitorInput) -> CorpusCounts | tuple[np.ndarray, np.ndarray]:
+    """The real corpus as the modality counted it once for the run (`metrics["real_counts"]`), else hashed here."""
+    counted = data.metrics.get("real_counts")
+    return counted if counted is not None else _hashed(data, "real")
+
+
+def _tokens(corpus: CorpusCounts | tuple[np.ndarray, np.ndarray]) -> int:
+    return corpus.total_tokens if isinstance(corpus, CorpusCounts) else int(corpus[0].size)
 
 
 def _hashed(data: MonitorInput, which: str) -> tuple[np.ndarray, np.ndarray]:
@@ -40,8 +50,8 @@ class Vocabulary(TextMonitor):
     description = "vocabulary size of synthetic text at the real corpus's token count (or the smaller of the two)"
 
     def measure(self, data: MonitorInput) -> float | None:
-        synth, real = _hashed(data, "synthetic"), _hashed(data, "real")
-        budget = min(synth[0].size, real[0].size)
+        synth = _hashed(data, "synthetic")
+        budget = min(synth[0].size, _tokens(_real(data)))
         return float(vocabulary_at(synth, budget)) if budget else None
 
 
@@ -69,7 +79,7 @@ class TailNgramCoverage(TextMonitor):
 
     def measure(self, data: MonitorInput) -> float | None:
         synth = _hashed(data, "synthetic")
-        return float(tail_coverage(_hashed(data, "real"), synth, n=2)) if synth[1].size else None
+        return float(tail_coverage(_real(data), synth, n=2)) if synth[1].size else None
 
 
 class HoldoutPerplexity(TextMonitor):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..report import REAL, SYNTH, html_table, plt, png_uri
-from .diversity import vocabulary_growth
+from .diversity import CorpusCounts, vocabulary_growth
 from .profile import TextProfile
 from .tokens import TokenView
 
@@ -31,10 +31,12 @@ def length_plot(real: pd.DataFrame, synth: pd.DataFrame, profile: TextProfile) -
     return png_uri(fig)
 
 
-def zipf_plot(real_tokens: list[list[str]], synth_tokens: list[list[str]]) -> str:
+def zipf_plot(real_tokens: list[list[str]] | CorpusCounts, synth_tokens: list[list[str]]) -> str:
+    """Rank-frequency of both corpora; a real corpus counted once for the run (`CorpusCounts`) is not re-read."""
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for tokens, color, label in ((real_tokens, REAL, "real"), (synth_tokens, SYNTH, "synthetic")):
-        freq = np.array(sorted(Counter(t for text in tokens for t in text).values(), reverse=True), dtype=float)
+        freq = tokens.word_counts.astype(float) if isinstance(tokens, CorpusCounts) else \
+            np.array(sorted(Counter(t for text in tokens for t in text).values(), reverse=True), dtype=float)
         if freq.size:
             ax.loglog(np.arange(1, freq.size + 1), freq / freq.sum(), color=color, label=label)
     ax.set_xlabel("rank")
@@ -43,10 +45,10 @@ def zipf_plot(real_tokens: list[list[str]], synth_tokens: list[list[str]]) -> st
     return png_uri(fig)
 
 
-def growth_plot(real_tokens: list[list[str]], synth_tokens: list[list[str]]) -> str:
+def growth_plot(real_tokens: list[list[str]] | CorpusCounts, synth_tokens: list[list[str]]) -> str:
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for tokens, color, label in ((real_tokens, REAL, "real"), (synth_tokens, SYNTH, "synthetic")):
-        if tokens:
+        if isinstance(tokens, CorpusCounts) or tokens:
             n, v = vocabulary_growth(tokens)
             ax.plot(n, v, color=color, label=label)
     ax.set_xlabel("tokens seen")
@@ -157,8 +159,11 @@ def sampling_section(verification: dict) -> list[tuple[str, str]]:
 
 def text_sections(*, real: pd.DataFrame, synth: pd.DataFrame, profile: TextProfile, real_texts: list[str],
                   synth_texts: list[str], real_emb: np.ndarray, synth_emb: np.ndarray, checks: pd.DataFrame,
-                  verification: dict, dropped: pd.DataFrame, seed: int) -> list[tuple[str, str]]:
-    real_tokens, synth_tokens = TokenView(real_texts), TokenView(synth_texts)  # read a batch at a time
+                  verification: dict, dropped: pd.DataFrame, seed: int,
+                  real_counts: CorpusCounts | None = None) -> list[tuple[str, str]]:
+    # a real corpus counted once for the run is not tokenised again; otherwise texts are read a batch at a time
+    real_tokens = real_counts if real_counts is not None else TokenView(real_texts)
+    synth_tokens = TokenView(synth_texts)
     sections = [*sampling_section(verification),
         ("Text lengths (real training vs published synthetic)", f'<img src="{length_plot(real, synth, profile)}">'),
         ("Rank-frequency (Zipf)", f'<img src="{zipf_plot(real_tokens, synth_tokens)}">'),
