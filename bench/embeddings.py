@@ -26,6 +26,18 @@ Quality, per use of embeddings in the pipeline:
 - detection: detection AUC (the pipeline's real-vs-synthetic classifier) on 1,000 real training
   reviews vs generation 1 of that chain, under each encoder; the difference static - MiniLM.
 
+The choice per use (`BARS`, printed as `choice`, with whether `EmbeddingSpec`'s defaults agree): the static
+model serves a use when it meets every bar of that use, else MiniLM does.
+- dedup: recall and precision >= 0.9 on the planted pairs, and on what the pipeline deduplicates (the
+  chain's generation 1, 1,000 distinct kn_ngram texts) it keeps at least 0.9x the share MiniLM keeps: a
+  bag of tokens can call two different texts of one vocabulary duplicates.
+- fidelity: Fréchet trend rank correlation >= 0.9, and sensitivity (Fréchet of generation 1 over the
+  real-vs-real floor, training vs holdout) at least 0.8x MiniLM's.
+- detection: AUC within 0.03 of MiniLM's.
+- diversity: the embedding dispersion of the five generations in the same rank order as under MiniLM, and
+  its relative drop from generation 1 to 5 within 0.75x-1.33x of MiniLM's: the collapse monitor's limit
+  is a fraction of generation 0's value, set on MiniLM, and must trip at the same generation.
+
 Ends with one BENCH line.
 """
 from __future__ import annotations
@@ -238,21 +250,46 @@ def main() -> None:
               f"5th pct {np.percentile(cosine[planted], 5):.3f}, unrelated 99th pct "
               f"{np.percentile(cosine[~planted], 99):.3f} max {cosine[~planted].max():.3f}", flush=True)
 
+    from synthchain.specs import EmbeddingSpec
+    from synthchain.text.diversity import embedding_dispersion
     from synthchain.text.embeddings import embed
+    from synthchain.text.semantic import semantic_duplicates
 
     holdout, generations, train = collapse_chain()
-    frechet, auc = {}, {}
+    frechet, auc, floor, dispersion, kept = {}, {}, {}, {}, {}
     for m in models:
-        real = embed(holdout, model=m)
-        frechet[m] = [frechet_distance(real, embed(g, model=m)) for g in generations]
-        auc[m], _ = detection_auc(embed(train, model=m), embed(generations[0], model=m), seed=0)
-        print(f"trend  {m:7s} Frechet by generation {' '.join(f'{f:.4f}' for f in frechet[m])}; "
-              f"detection AUC (real train vs generation 1) {auc[m]:.3f}", flush=True)
+        real, vectors = embed(holdout, model=m), [embed(g, model=m) for g in generations]
+        frechet[m] = [frechet_distance(real, v) for v in vectors]
+        floor[m] = frechet_distance(real, embed(train, model=m))
+        dispersion[m] = [embedding_dispersion(v) for v in vectors]
+        kept[m] = float(semantic_duplicates(vectors[0], ENCODERS[m].semantic_threshold)[0].mean())
+        auc[m], _ = detection_auc(embed(train, model=m), vectors[0], seed=0)
+        print(f"trend  {m:7s} Frechet by generation {' '.join(f'{f:.4f}' for f in frechet[m])} (real-vs-real "
+              f"floor {floor[m]:.4f}); dispersion {' '.join(f'{d:.4f}' for d in dispersion[m])}; "
+              f"detection AUC (real train vs generation 1) {auc[m]:.3f}; semantic dedup keeps {kept[m]:.3f} "
+              f"of generation 1", flush=True)
     rho = float(spearmanr(frechet["static"], frechet["minilm"]).statistic)
+    sensitivity = (frechet["static"][0] / floor["static"]) / (frechet["minilm"][0] / floor["minilm"])
+    drop = {m: 1 - dispersion[m][-1] / dispersion[m][0] for m in models}
+    meets = {
+        "dedup": recall["static"] >= 0.9 and precision["static"] >= 0.9 and kept["static"] >= 0.9 * kept["minilm"],
+        "fidelity": rho >= 0.9 and sensitivity >= 0.8,
+        "detection": abs(auc["static"] - auc["minilm"]) <= 0.03,
+        "diversity": float(spearmanr(dispersion["static"], dispersion["minilm"]).statistic) >= 0.9
+        and 0.75 <= drop["static"] / drop["minilm"] <= 1.33,
+    }
+    choice = {use: "static" if ok else "minilm" for use, ok in meets.items()}
+    defaults = EmbeddingSpec().models()
+    print(f"bars   dedup keep ratio {kept['static'] / kept['minilm']:.2f} (>= 0.9); fidelity sensitivity ratio "
+          f"{sensitivity:.2f} (>= 0.8); dispersion drop ratio {drop['static'] / drop['minilm']:.2f} (0.75-1.33)")
+    print(f"choice {' '.join(f'{u}={m}' for u, m in choice.items())}; EmbeddingSpec defaults "
+          f"{' '.join(f'{u}={m}' for u, m in defaults.items())}: {'agree' if choice == defaults else 'DISAGREE'}")
 
     print(f"BENCH embeddings ratio={rate['static'] / rate['minilm']:.1f} fast_texts_s={rate['static']:.0f} "
           f"minilm_texts_s={rate['minilm']:.1f} recall={recall['static']:.3f} precision={precision['static']:.3f} "
-          f"trend_rho={rho:.3f} detection_auc_diff={auc['static'] - auc['minilm']:+.3f}")
+          f"trend_rho={rho:.3f} detection_auc_diff={auc['static'] - auc['minilm']:+.3f} "
+          f"static_uses={','.join(u for u, m in choice.items() if m == 'static') or 'none'} "
+          f"defaults_agree={int(choice == defaults)}")
 
 
 if __name__ == "__main__":

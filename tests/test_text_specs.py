@@ -78,11 +78,12 @@ def test_instruction_fields_spec(spec_file):
 
 def test_embedding_model_per_use(spec_file):
     spec = load_spec(spec_file(text_spec()))
-    # MiniLM everywhere until bench/embeddings.py shows the static model meets a use's bar on this machine
-    assert set(spec.text.embedding.models().values()) == {"minilm"}
+    # the static model where bench/embeddings.py shows it meets the use's bars (fidelity), MiniLM elsewhere
+    assert spec.text.embedding.models() == {"dedup": "minilm", "fidelity": "static", "detection": "minilm",
+                                            "diversity": "minilm"}
     assert spec.text.semantic_threshold is None  # the dedup encoder's calibrated threshold
     everywhere = load_spec(spec_file(text_spec(text={"embedding": "static"})))
     assert set(everywhere.text.embedding.models().values()) == {"static"}
-    one = load_spec(spec_file(text_spec(text={"embedding": {"fidelity": "static"}})))
-    assert one.text.embedding.fidelity == "static" and one.text.embedding.detection == "minilm"
+    one = load_spec(spec_file(text_spec(text={"embedding": {"fidelity": "minilm"}})))
+    assert one.text.embedding.fidelity == "minilm" and one.text.embedding.detection == "minilm"
     assert one.config_hash() != spec.config_hash()  # another encoder makes other figures: another version
