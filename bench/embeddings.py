@@ -26,8 +26,8 @@ Quality, per use of embeddings in the pipeline:
 - detection: detection AUC (the pipeline's real-vs-synthetic classifier) on 1,000 real training
   reviews vs generation 1 of that chain, under each encoder; the difference static - MiniLM.
 
-The choice per use (`BARS`, printed as `choice`, with whether `EmbeddingSpec`'s defaults agree): the static
-model serves a use when it meets every bar of that use, else MiniLM does.
+The choice per use (printed as `choice`, with whether `EmbeddingSpec`'s defaults agree): the static model
+serves a use when it meets every bar of that use below, else MiniLM does.
 - dedup: recall and precision >= 0.9 on the planted pairs, and on what the pipeline deduplicates (the
   chain's generation 1, 1,000 distinct kn_ngram texts) it keeps at least 0.9x the share MiniLM keeps: a
   bag of tokens can call two different texts of one vocabulary duplicates.

@@ -97,6 +97,19 @@ class HopData:
         self.storage.write_bytes(path, buf.getvalue())
         return value
 
+    def cached_arrays(self, kind: str, key: str, parts: tuple[str, ...],
+                      build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Several arrays of one object (an index, a sketch), each under `cache/<kind>_<part>/` like
+        `cached_array`: `build` runs at most once, and only when a part is missing."""
+        built: list[dict[str, np.ndarray]] = []
+
+        def part_of(name: str) -> np.ndarray:
+            if not built:
+                built.append(build())
+            return built[0][name]
+
+        return {part: self.cached_array(f"{kind}_{part}", key, lambda p=part: part_of(p)) for part in parts}
+
     def cached_model(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
         """A fitted model under `cache/<kind>/`, content-addressed like `cached_array`: fitted once, then read
         by every shard of a hop (pickle: only this project's own storage is read back)."""

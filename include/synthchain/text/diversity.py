@@ -255,7 +255,7 @@ def _ratio(a: float, b: float) -> float:
 
 @dataclass(frozen=True)
 class CorpusCounts:
-    """What a diversity report needs of the reference corpus, counted once: a few figures and two sorted arrays
+    """What a diversity report needs of the reference corpus, counted once: a few figures and three arrays
     (for a million real texts, a few MB against the GBs and tens of seconds of counting them). A run asks for
     the real side's figures at every verification, top-up round and kept-set gate: it counts them once
     (`of`) and reads them back (`to_arrays` / `from_arrays`, the cache's form)."""

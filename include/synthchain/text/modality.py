@@ -238,16 +238,14 @@ class TextModality(Modality):
         n = data.spec.text.memorisation_ngram
         train_texts, content = self._real_texts(data)
         key = stable_hash(["memorisation_index", n, content])[:32]
-        built: list[NgramIndex] = []
 
-        def build() -> NgramIndex:
-            if not built:
-                built.append(NgramIndex.from_token_hashes(*corpus_hashes(data, train_texts), n))
-            return built[0]
+        def build() -> dict[str, np.ndarray]:
+            built = NgramIndex.from_token_hashes(*corpus_hashes(data, train_texts), n)
+            return {"hashes": built.hashes, "documents": built.documents}
 
+        parts = data.cached_arrays("memorisation", key, ("hashes", "documents"), build)
         index = NgramIndex(n)
-        index.hashes = data.cached_array("memorisation_hashes", key, lambda: build().hashes)
-        index.documents = data.cached_array("memorisation_documents", key, lambda: build().documents)
+        index.hashes, index.documents = parts["hashes"], parts["documents"]
         index.n_documents = len(train_texts)
         return index
 
@@ -256,15 +254,9 @@ class TextModality(Modality):
         train_texts, content = self._real_texts(data)
         threshold = data.spec.text.near_dup_threshold
         key = stable_hash(["near_dup_sketch", threshold, content])[:32]
-        built: list[ReferenceSketch] = []
-
-        def build(part: str) -> np.ndarray:
-            if not built:
-                built.append(reference_sketch(train_texts, threshold=threshold))
-            return built[0].arrays()[part]
-
-        return ReferenceSketch.from_arrays(**{part: data.cached_array(f"near_dup_{part}", key, lambda p=part: build(p))
-                                              for part in ("keys", "rows", "meta")})
+        return ReferenceSketch.from_arrays(**data.cached_arrays(
+            "near_dup", key, ("keys", "rows", "meta"),
+            lambda: reference_sketch(train_texts, threshold=threshold).arrays()))
 
     def _real_hashes(self, data: HopData) -> np.ndarray:
         """The real records' exact-dedup keys (`text_hashes`), sorted, cached once per content."""
@@ -272,19 +264,14 @@ class TextModality(Modality):
         return data.cached_array("real_text_hashes", content, lambda: np.sort(text_hashes(train_texts)))
 
     def _real_counts(self, data: HopData) -> CorpusCounts:
-        """The real corpus's side of the diversity report (distinct n-grams, vocabulary growth, rare bigrams),
-        counted once per content: verification, every top-up round and the kept-set gate read it back."""
+        """The real corpus's side of the diversity figures (distinct n-grams, vocabulary growth, rare bigrams, word
+        frequencies), counted once per content: verification, every top-up round, the kept-set gate, the collapse
+        monitors and the report read it back."""
         train_texts, content = self._real_texts(data)
         key = stable_hash(["diversity_counts", content])[:32]
-        counted: list[CorpusCounts] = []
-
-        def count(part: str) -> np.ndarray:
-            if not counted:
-                counted.append(CorpusCounts.of(corpus_hashes(data, train_texts)))
-            return counted[0].to_arrays()[part]
-
-        return CorpusCounts.from_arrays(**{part: data.cached_array(f"diversity_{part}", key, lambda p=part: count(p))
-                                           for part in ("figures", "first", "rare_bigrams", "word_counts")})
+        return CorpusCounts.from_arrays(**data.cached_arrays(
+            "diversity", key, ("figures", "first", "rare_bigrams", "word_counts"),
+            lambda: CorpusCounts.of(corpus_hashes(data, train_texts)).to_arrays()))
 
     def prepare_records(self, data: HopData) -> None:
         self._label_judge(data)

@@ -42,23 +42,18 @@ def _as_matrix(emb: np.ndarray) -> np.ndarray:
 
 
 def _best_matches(query: np.ndarray, reference: np.ndarray, floor: float, best_sim: np.ndarray,
-                  best_idx: np.ndarray, ref_index: np.ndarray | None = None,
-                  query_index: np.ndarray | None = None) -> None:
+                  best_idx: np.ndarray, ref_index: np.ndarray | None = None) -> None:
     """Update, in place, each query row's most similar reference row with similarity >= floor.
 
     best_sim (float64, -inf while none) and best_idx are per query row. Reference rows are
     visited in ascending order and a later one must be strictly more similar to win, so ties go
-    to the smaller index. `ref_index` maps reference rows to the caller's indices; with `query_index` (the
-    query rows' indices, in the same numbering) only reference rows before each query row are matched.
+    to the smaller index. `ref_index` maps reference rows to the caller's indices.
     """
     if not len(query) or not len(reference):
         return
     every = np.arange(len(query))
     for lo in range(0, len(reference), CHUNK):
         sims = query @ reference[lo:lo + CHUNK].T
-        if query_index is not None:
-            numbered = ref_index[lo:lo + CHUNK] if ref_index is not None else np.arange(lo, lo + len(sims[0]))
-            sims[numbered[None, :] >= query_index[:, None]] = -np.inf
         top = sims.argmax(axis=1)
         top_sim = sims[every, top]
         # Worth an exact check: a pair that can reach the floor and can beat (or tie) the best so far.
@@ -286,7 +281,8 @@ def semantic_duplicates(emb: np.ndarray, threshold: float) -> tuple[np.ndarray, 
 
     Returns (keep bool, duplicate_of int64, similarity float64): for a dropped text, its most
     similar earlier kept text (ties: the earlier one; in a cluster of over MAX_PARTNERS texts, see
-    `resolve`) and their cosine; -1 and NaN for a kept text. A dropped text never causes another drop, so A~B and B~C do not chain C onto A.
+    `resolve`) and their cosine; -1 and NaN for a kept text. A dropped text never causes another
+    drop, so A~B and B~C do not chain C onto A.
     Rows must be L2-normalised (what `embeddings.embed` returns). The pairs are searched in one
     go here; the pipeline searches them by shard (`semantic_pairs`) and resolves them the same way.
     """
